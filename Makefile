@@ -1,0 +1,50 @@
+# imgpipe: `make run` and `make test` set up their own virtual environment first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+# Python 3.12, the Lambda runtime the template declares.
+PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 2>/dev/null); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv lint format typecheck cfn-lint test test-unit run clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required (the Lambda runtime in template.yaml); set PYTHON=/path/to/python3.12" >&2; exit 2; }
+	"$(PYTHON)" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv with the pinned tools
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP) ## mypy
+	$(BIN)/mypy
+
+cfn-lint: $(STAMP) ## Lint template.yaml
+	$(BIN)/cfn-lint template.yaml
+
+test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## Unit tests only
+	$(BIN)/pytest tests/unit
+
+run: $(STAMP) ## Process the sample images on the embedded local cloud
+	$(BIN)/imgpipe demo
+
+clean: ## Remove the venv and outputs
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""Publish the success message, with attributes subscribers can filter on."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import steps
+from pipeline.observability import logger, metrics, run_step
+from pipeline.settings import NotifySettings
+from pipeline.storage import Topic
+
+SETTINGS = NotifySettings.from_env()
+TOPIC = Topic.create(SETTINGS.topic_arn)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_step("notify", event, lambda: steps.notify(event, SETTINGS, TOPIC))

@@ -1,0 +1,19 @@
+"""Resize: decode once, orient, normalise colours, chain renditions from the largest."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import steps
+from pipeline.observability import logger, metrics, run_step
+from pipeline.settings import RenditionSettings
+from pipeline.storage import S3Store
+
+SETTINGS = RenditionSettings.from_env()
+S3 = S3Store.create()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_step("resize", event, lambda: steps.resize(event, SETTINGS, S3))

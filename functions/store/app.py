@@ -1,0 +1,19 @@
+"""Store the outputs under deterministic keys with a manifest, then clear staging."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import steps
+from pipeline.observability import logger, metrics, run_step
+from pipeline.settings import StoreSettings
+from pipeline.storage import S3Store
+
+SETTINGS = StoreSettings.from_env()
+S3 = S3Store.create()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_step("store", event, lambda: steps.store(event, SETTINGS, S3))

@@ -1,0 +1,19 @@
+"""Validate an upload: exact key, size and pixel limits, format sniffed from the bytes."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import steps
+from pipeline.observability import logger, metrics, run_step
+from pipeline.settings import Limits
+from pipeline.storage import S3Store
+
+LIMITS = Limits.from_env()
+S3 = S3Store.create()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_step("validate", event, lambda: steps.validate(event, LIMITS, S3))

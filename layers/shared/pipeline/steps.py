@@ -1,0 +1,242 @@
+"""The five steps: S3 I/O around the pure functions. Handlers call exactly one of these."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+from urllib.parse import quote
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from pipeline import encoding, imaging, inspection, keys, messages, watermark
+from pipeline.errors import InvalidInput
+from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
+from pipeline.observability import logger, metrics
+from pipeline.settings import (
+    EncodeSettings,
+    Limits,
+    NotifySettings,
+    RenditionSettings,
+    Staging,
+    StoreSettings,
+    WatermarkSettings,
+)
+from pipeline.storage import S3Store, Topic
+
+_MANIFEST_VERSION = 1
+
+
+def _field(payload: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = payload.get(name)
+    if not isinstance(value, kind):
+        raise InvalidInput(f"the step input needs {name!r} as {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _source(payload: Mapping[str, Any]) -> ObjectRef:
+    source = _field(payload, "source", dict)
+    for name, kind in (("bucket", str), ("key", str), ("etag", str), ("size", int)):
+        _field(source, name, kind)
+    return cast(ObjectRef, source)
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+def read_upload(payload: Mapping[str, Any], limits: Limits) -> tuple[str, str]:
+    """Bucket and exact key of the upload named by the execution input."""
+    upload = _field(payload, "upload", dict)
+    bucket = _field(upload, "bucket", str)
+    key = _field(upload, "key", str)
+    if upload.get("key_encoding") == "url":
+        key = keys.decode_event_key(key)
+    if not bucket or not key:
+        raise InvalidInput("the upload needs a bucket and a key")
+    if not key.startswith(limits.upload_prefix):
+        raise InvalidInput(f"{key!r} is outside the upload prefix {limits.upload_prefix!r}")
+    return bucket, key
+
+
+def validate(payload: Mapping[str, Any], limits: Limits, s3: S3Store) -> dict[str, Any]:
+    bucket, key = read_upload(payload, limits)
+    head = s3.head(bucket, key)
+    size = int(head["ContentLength"])
+    inspection.check_size(size, limits)
+    etag = str(head["ETag"]).strip('"')
+    last_modified = head.get("LastModified")
+    source = ObjectRef(
+        bucket=bucket,
+        key=key,
+        etag=etag,
+        size=size,
+        version_id=head.get("VersionId"),
+        content_type=head.get("ContentType"),
+        last_modified=last_modified.isoformat() if isinstance(last_modified, datetime) else None,
+    )
+    read = min(size, inspection.HEAD_BYTES)
+    head_bytes = s3.read_range(bucket, key, etag, f"bytes=0-{read - 1}")
+    tail = head_bytes[-inspection.TAIL_BYTES :]
+    if size > len(head_bytes):
+        tail = s3.read_range(bucket, key, etag, f"bytes=-{inspection.TAIL_BYTES}")
+    while True:
+        try:
+            info = inspection.inspect(head_bytes, tail, size, limits)
+            break
+        except inspection.NeedMoreBytes:
+            # A header larger than the first read (big EXIF or ICC blocks): read 16x more, up to the whole object.
+            read = min(size, read * 16)
+            head_bytes = s3.read_range(bucket, key, etag, f"bytes=0-{read - 1}")
+    logger.info("upload validated", extra={"source": source, "image": info})
+    return {"source": source, "image": info}
+
+
+# -- resize -----------------------------------------------------------------------------------
+
+
+def display_width(image: ImageInfo) -> int:
+    return image["height"] if image["orientation"] in (5, 6, 7, 8) else image["width"]
+
+
+def resize(payload: Mapping[str, Any], settings: RenditionSettings, s3: S3Store) -> dict[str, Any]:
+    source = _source(payload)
+    image = cast(ImageInfo, _field(payload, "image", dict))
+    data = s3.read(source["bucket"], source["key"], source["etag"])
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=len(data))
+    widths = imaging.plan_widths(display_width(image), settings.widths)
+    with imaging.open_image(data, settings.max_pixels) as img:
+        decoded, icc = imaging.decode(img, widths[0])
+    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    staged: list[StagedImage] = []
+    for rendition in imaging.renditions(decoded, widths):
+        key = keys.staging_key(settings.staging.prefix, digest, f"resized/{rendition.width}w.png")
+        s3.write(settings.staging.bucket, key, imaging.to_lossless(rendition.image, icc), "image/png")
+        staged.append(
+            StagedImage(bucket=settings.staging.bucket, key=key, width=rendition.width, height=rendition.height)
+        )
+    return {"renditions": staged}
+
+
+# -- watermark --------------------------------------------------------------------------------
+
+
+def watermark_and_encode(
+    payload: Mapping[str, Any], marks: WatermarkSettings, enc: EncodeSettings, staging: Staging, s3: S3Store
+) -> dict[str, Any]:
+    source = _source(payload)
+    renditions = cast(list[StagedImage], _field(payload, "renditions", list))
+    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    outputs: list[Output] = []
+    for staged in renditions:
+        img, icc = imaging.from_lossless(s3.read(staged["bucket"], staged["key"]))
+        marked = watermark.apply(img, marks)
+        for fmt in enc.formats:
+            body = encoding.encode(marked, fmt, enc, icc)
+            name = f"encoded/{staged['width']}w.{encoding.EXTENSIONS[fmt]}"
+            key = keys.staging_key(staging.prefix, digest, name)
+            s3.write(staging.bucket, key, body, encoding.CONTENT_TYPES[fmt])
+            outputs.append(
+                Output(
+                    bucket=staging.bucket,
+                    key=key,
+                    width=staged["width"],
+                    height=staged["height"],
+                    format=fmt,
+                    content_type=encoding.CONTENT_TYPES[fmt],
+                    bytes=len(body),
+                    watermarked=marked is not img,
+                )
+            )
+    return {"outputs": outputs}
+
+
+# -- store ------------------------------------------------------------------------------------
+
+
+def _ascii(value: str) -> str:
+    """S3 user metadata travels in HTTP headers: percent-encode anything outside ASCII."""
+    return quote(value, safe="/ +-_.~@:,;=()!*'")
+
+
+def store(payload: Mapping[str, Any], settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
+    source = _source(payload)
+    image = cast(ImageInfo, _field(payload, "image", dict))
+    outputs = cast(list[Output], _field(payload, "outputs", list))
+    stem = keys.stem(source["key"], settings.upload_prefix)
+    manifest_ref = {"bucket": settings.destination_bucket, "key": keys.manifest_key(stem)}
+    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    staging_prefix = keys.staging_key(settings.staging.prefix, digest, "")
+
+    existing = s3.read_json(settings.destination_bucket, manifest_ref["key"])
+    if isinstance(existing, dict) and existing.get("source", {}).get("etag") == source["etag"]:
+        # Already stored for this exact content: change nothing, only clear what is left in staging.
+        s3.delete(settings.staging.bucket, s3.list_keys(settings.staging.bucket, staging_prefix))
+        return {"manifest": manifest_ref, "renditions": existing["renditions"], "unchanged": True}
+
+    metadata = {
+        "source-bucket": source["bucket"],
+        "source-key": _ascii(source["key"]),
+        "source-etag": source["etag"],
+    }
+    if source.get("version_id"):
+        metadata["source-version-id"] = str(source["version_id"])
+    stored: list[Output] = []
+    for output in outputs:
+        key = keys.rendition_key(stem, output["width"], encoding.EXTENSIONS[output["format"]])
+        s3.copy(
+            output["bucket"],
+            output["key"],
+            settings.destination_bucket,
+            key,
+            output["content_type"],
+            CacheControl=settings.cache_control,
+            Metadata=metadata,
+        )
+        stored.append(Output(**{**output, "bucket": settings.destination_bucket, "key": key}))
+    manifest = {
+        "version": _MANIFEST_VERSION,
+        "source": source,
+        "image": image,
+        "renditions": stored,
+        "stored_at": datetime.now(UTC).isoformat(),
+    }
+    # The manifest is written last: its presence means every rendition above is in place.
+    s3.write(
+        settings.destination_bucket,
+        manifest_ref["key"],
+        messages.dumps(manifest),
+        "application/json",
+        CacheControl="no-cache",
+        Metadata=metadata,
+    )
+    metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=sum(o["bytes"] for o in stored))
+    s3.delete(settings.staging.bucket, s3.list_keys(settings.staging.bucket, staging_prefix))
+    return {"manifest": manifest_ref, "renditions": stored, "unchanged": False}
+
+
+# -- notify -----------------------------------------------------------------------------------
+
+
+def notify(payload: Mapping[str, Any], settings: NotifySettings, topic: Topic) -> dict[str, Any]:
+    source = _source(payload)
+    image = cast(ImageInfo, _field(payload, "image", dict))
+    stored = _field(payload, "stored", dict)
+    durations = {k: int(v) for k, v in dict(payload.get("durations") or {}).items() if isinstance(v, int | float)}
+    started = payload.get("started")
+    if isinstance(started, str):
+        with contextlib.suppress(ValueError):
+            durations["total"] = round((time.time() - datetime.fromisoformat(started).timestamp()) * 1000)
+    renditions = cast(list[Output], stored.get("renditions", []))
+    message = messages.success_message(
+        execution=str(payload.get("execution", "")),
+        source=source,
+        image=image,
+        manifest=stored["manifest"],
+        renditions=renditions,
+        durations_ms=durations,
+    )
+    message_id = topic.publish(message, messages.success_attributes(image, renditions), "Image processed")
+    metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
+    return {"message_id": message_id}
