@@ -157,7 +157,8 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, cloud: Cloud) -> Callable[...,
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", name)
         path = ROOT / "functions" / name / "app.py"
         spec = importlib.util.spec_from_file_location(f"_handler_{name}_{uuid.uuid4().hex}", path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module

@@ -132,7 +132,7 @@ def test_format_is_sniffed_from_content_not_extension(cloud: Cloud, chain: Chain
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500, "WEBP"))
     result = chain.run(event_upload(cloud, key))
     assert result["validated"]["image"]["format"] == "WEBP"
-    assert f"really-a-webp.jpg/700w.jpg" in cloud.keys(cloud.destination_bucket)
+    assert "really-a-webp.jpg/700w.jpg" in cloud.keys(cloud.destination_bucket)
 
 
 @pytest.mark.parametrize(
