@@ -69,9 +69,13 @@ def chain(load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaCon
     return Chain(load_handler, lambda_context)
 
 
-def event_upload(cloud: Cloud, key: str) -> dict[str, Any]:
-    """The upload as the state machine's 'From S3 Event' state builds it: S3 sends keys form-urlencoded."""
-    return {"bucket": cloud.source_bucket, "key": quote_plus(key, safe="/"), "key_encoding": "url"}
+def event_upload(cloud: Cloud, key: str, encoded: bool = True) -> dict[str, Any]:
+    """The upload as the state machine's 'From S3 Event' state builds it, with the key raw or form-urlencoded."""
+    return {
+        "bucket": cloud.source_bucket,
+        "key": quote_plus(key, safe="/") if encoded else key,
+        "key_encoding": "event",
+    }
 
 
 @pytest.mark.parametrize(
@@ -116,6 +120,25 @@ def test_pipeline_stores_renditions_and_notifies_for_exact_keys(cloud: Cloud, ch
     assert {r["key"] for r in note["message"]["renditions"]} == set(expected) - {f"{stem}/manifest.json"}
     assert set(note["message"]["durations_ms"]) >= {"validate", "store", "total"}
     assert result["message_id"]
+
+
+@pytest.mark.parametrize("encoded", [True, False])
+@pytest.mark.parametrize("name", ["a b.jpg", "a+b.jpg", "50%25 off.jpg", "50% off.jpg", "café.jpg"])
+def test_event_keys_resolve_whether_raw_or_form_urlencoded(
+    cloud: Cloud, chain: Chain, name: str, encoded: bool
+) -> None:
+    key = cloud.upload_prefix + name
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(64, 48))
+    result = chain.call("validate", {"upload": event_upload(cloud, key, encoded)})
+    assert result["source"]["key"] == key
+
+
+def test_a_raw_event_key_wins_over_its_decoded_reading(cloud: Cloud, chain: Chain) -> None:
+    raw, decoded = cloud.upload_prefix + "a+b.jpg", cloud.upload_prefix + "a b.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=raw, Body=photo(64, 48))
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=decoded, Body=photo(80, 48))
+    result = chain.call("validate", {"upload": {"bucket": cloud.source_bucket, "key": raw, "key_encoding": "event"}})
+    assert result["source"]["key"] == raw
 
 
 def test_manual_input_takes_the_key_verbatim(cloud: Cloud, chain: Chain) -> None:

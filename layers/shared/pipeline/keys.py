@@ -12,7 +12,7 @@ _SUFFIX_ROOM: Final = 32
 
 
 def decode_event_key(key: str) -> str:
-    """Decode a key as S3 writes it in event notifications (form-urlencoded: space as '+', '+' as '%2B')."""
+    """Decode a key as S3's classic event notifications write it (form-urlencoded: space as '+', '+' as '%2B')."""
     return unquote_plus(key)
 
 

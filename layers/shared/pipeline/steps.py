@@ -12,7 +12,7 @@ from urllib.parse import quote
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import encoding, imaging, inspection, keys, messages, watermark
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, SourceMissing
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
 from pipeline.observability import logger, metrics
 from pipeline.settings import (
@@ -46,23 +46,37 @@ def _source(payload: Mapping[str, Any]) -> ObjectRef:
 # -- validate ---------------------------------------------------------------------------------
 
 
-def read_upload(payload: Mapping[str, Any], limits: Limits) -> tuple[str, str]:
-    """Bucket and exact key of the upload named by the execution input."""
+def read_upload(payload: Mapping[str, Any], limits: Limits) -> tuple[str, list[str]]:
+    """Bucket and candidate keys of the upload named by the execution input.
+
+    A manual input names its key verbatim. A key taken from an S3 event may be written
+    as-is or form-urlencoded (S3's classic notifications encode, ``+`` for a space;
+    EventBridge events have been seen with raw keys), so both readings are candidates,
+    the verbatim one first, and S3 itself tells which exists.
+    """
     upload = _field(payload, "upload", dict)
     bucket = _field(upload, "bucket", str)
     key = _field(upload, "key", str)
-    if upload.get("key_encoding") == "url":
-        key = keys.decode_event_key(key)
     if not bucket or not key:
         raise InvalidInput("the upload needs a bucket and a key")
-    if not key.startswith(limits.upload_prefix):
+    candidates = [key]
+    if upload.get("key_encoding") == "event" and keys.decode_event_key(key) != key:
+        candidates.append(keys.decode_event_key(key))
+    inside = [k for k in candidates if k.startswith(limits.upload_prefix)]
+    if not inside:
         raise InvalidInput(f"{key!r} is outside the upload prefix {limits.upload_prefix!r}")
-    return bucket, key
+    return bucket, inside
 
 
 def validate(payload: Mapping[str, Any], limits: Limits, s3: S3Store) -> dict[str, Any]:
-    bucket, key = read_upload(payload, limits)
-    head = s3.head(bucket, key)
+    bucket, candidates = read_upload(payload, limits)
+    for key in candidates:
+        try:
+            head = s3.head(bucket, key)
+            break
+        except SourceMissing:
+            if key == candidates[-1]:
+                raise
     size = int(head["ContentLength"])
     inspection.check_size(size, limits)
     etag = str(head["ETag"]).strip('"')
