@@ -1,13 +1,201 @@
-"""The ``imgpipe`` command line."""
+"""The ``imgpipe`` command line: the pipeline on the embedded local cloud."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import signal
 import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from localcloud.cloud import LocalCloud, LocalCloudError
+from localcloud.runner import Result, process
+from localcloud.sam import ROOT, TemplateError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+err = Console(stderr=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("imgpipe: the local cloud commands are not available in this version", file=sys.stderr)
-    return 2
+class UsageError(Exception):
+    pass
+
+
+def _parameters(pairs: Sequence[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--parameter takes KEY=VALUE, got {pair!r}")
+        parameters[key] = value
+    return parameters
+
+
+def _files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{raw}: no such file or directory")
+    names = [p.name for p in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"two inputs share the file name {duplicates[0]!r}; keys are file names")
+    if not files:
+        raise UsageError("no input files")
+    return files
+
+
+def _table(results: Sequence[Result]) -> Table:
+    table = Table(title="imgpipe")
+    for column in ("file", "status", "renditions", "bytes in", "bytes out", "seconds", "error"):
+        table.add_column(column, justify="right" if column.startswith(("bytes", "sec")) else "left")
+    for r in results:
+        size_in = Path(r.file).stat().st_size if Path(r.file).exists() else 0
+        size_out = sum(o.bytes for o in r.outputs)
+        style = "green" if r.status == "SUCCEEDED" else "red"
+        table.add_row(
+            Path(r.file).name,
+            f"[{style}]{r.status}[/]",
+            ", ".join(f"{o.width}w.{o.format}" for o in r.outputs),
+            f"{size_in:,}",
+            f"{size_out:,}",
+            f"{r.seconds:.2f}",
+            f"{r.error}: {r.cause}" if r.error else "",
+        )
+    return table
+
+
+def _run_process(files: list[Path], out: Path, parameters: dict[str, str], as_json: bool) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    with LocalCloud() as cloud:
+        stack = cloud.deploy(parameters)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("processing", total=len(files))
+            results = process(cloud, stack, files, out, on_progress=lambda _r: progress.advance(task))
+    if as_json:
+        for result in results:
+            print(result.to_json())
+    else:
+        Console().print(_table(results))
+        saved = sum(Path(r.file).stat().st_size - sum(o.bytes for o in r.outputs) for r in results if r.outputs)
+        Console().print(f"outputs in {out}/ ; bytes saved against the originals: {saved:,}")
+    return EXIT_OK if all(r.status == "SUCCEEDED" for r in results) else EXIT_FAILED
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    return _run_process(_files(args.paths), Path(args.out), _parameters(args.parameter), args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from localcloud.contact_sheet import contact_sheet
+
+    files = _files([str(ROOT / "samples")])
+    files = [f for f in files if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+    out = Path(args.out)
+    code = _run_process(files, out, _parameters(args.parameter), False)
+    sheet = contact_sheet(files, out, out / "contact-sheet.jpg")
+    Console().print(f"contact sheet: {sheet}")
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalCloud(host=args.host, port=args.port, report=err.print) as cloud:
+        stack = cloud.deploy(_parameters(args.parameter))
+        table = Table(title=f"imgpipe local cloud on {cloud.endpoint}", show_header=False)
+        table.add_row("endpoint", cloud.endpoint)
+        for key, value in sorted(stack.outputs.items()):
+            table.add_row(key, value)
+        Console().print(table)
+        Console().print(
+            f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg s3://{stack.source_bucket}/{stack.upload_prefix}"
+        )
+        Console().print("Ctrl-C stops it.")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    err.print("stopped")
+    return EXIT_OK
+
+
+def cmd_start_execution(args: argparse.Namespace) -> int:
+    from localcloud.manual import print_path, start_manual_execution
+
+    document = json.loads(Path(args.input).read_text(encoding="utf-8"))
+    if args.endpoint_url:
+        described, history = start_manual_execution(args.endpoint_url, document, None)
+    else:
+        with LocalCloud() as cloud:
+            stack = cloud.deploy(_parameters(args.parameter))
+            described, history = start_manual_execution(cloud.endpoint, document, stack)
+    print_path(Console(), described, history)
+    return EXIT_OK if described["status"] == "SUCCEEDED" else EXIT_FAILED
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="imgpipe", description="The image pipeline on an embedded local cloud.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="process image files end to end")
+    p.add_argument("paths", nargs="+", help="files or directories")
+    p.add_argument("--out", default="out", help="where to write the renditions (default ./out)")
+    p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="template parameter")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("demo", help="process samples/ and write a contact sheet")
+    p.add_argument("--out", default="out")
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="run the local cloud as a server for the AWS CLI and boto3")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4566)
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
+    p.add_argument("--input", required=True, help="a JSON file, e.g. events/manual-execution.json")
+    p.add_argument("--endpoint-url", help="a running `imgpipe serve` (default: a fresh local cloud)")
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_start_execution)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        code: int = args.func(args)
+        return code
+    except (UsageError, FileNotFoundError, json.JSONDecodeError) as exc:
+        err.print(f"[red]imgpipe: {exc}[/]")
+        return EXIT_USAGE
+    except (LocalCloudError, TemplateError) as exc:
+        err.print(f"[red]imgpipe: the local cloud failed to start: {exc}[/]")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

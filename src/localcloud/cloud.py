@@ -1,0 +1,407 @@
+"""The embedded local cloud: moto (server mode, executing state machines) plus local Lambda workers.
+
+``LocalCloud`` starts moto's server on loopback, installs the patches in ``moto_patches``,
+deploys template.yaml as a CloudFormation stack (packaged and transformed offline by
+``sam``) and runs each Lambda function in warm awslambdaric workers. Clients talk to it
+with ``endpoint_url=cloud.endpoint``, exactly as they would talk to AWS.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, cast
+
+import boto3
+from botocore.config import Config
+
+from localcloud import moto_patches, sam
+from localcloud.lambda_runtime import FunctionSpec, Invocation, WorkerPool
+
+ACCOUNT: Final = "123456789012"
+REGION: Final = "us-east-1"
+STACK: Final = "imgpipe"
+ARTIFACTS_BUCKET: Final = "imgpipe-artifacts"
+_CLIENT_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=900)
+
+
+def aws_client(service: str, endpoint: str) -> Any:
+    """A boto3 client for the local cloud at ``endpoint`` (fake credentials, fixed region)."""
+    make: Any = boto3.client
+    return make(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=_CLIENT_CONFIG,
+    )
+
+
+class LocalCloudError(RuntimeError):
+    """The local cloud could not start or deploy."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What a deployment produced: the stack's outputs and its physical resources."""
+
+    name: str
+    outputs: dict[str, str]
+    resources: dict[str, str]
+
+    @property
+    def source_bucket(self) -> str:
+        return self.outputs["SourceBucketName"]
+
+    @property
+    def destination_bucket(self) -> str:
+        return self.outputs["DestinationBucketName"]
+
+    @property
+    def staging_bucket(self) -> str:
+        return self.outputs["StagingBucketName"]
+
+    @property
+    def upload_prefix(self) -> str:
+        return self.outputs.get("UploadPrefix", "")
+
+    @property
+    def topic_arn(self) -> str:
+        return self.outputs["TopicArn"]
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.outputs["StateMachineArn"]
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.outputs["DeadLetterQueueUrl"]
+
+
+@dataclass
+class DeliveryFailure:
+    rule: str
+    target: str
+    error: str
+    attempts: int
+    dead_lettered: bool
+
+
+@dataclass
+class Stats:
+    """What the runtime saw: REPORT lines per function, event deliveries."""
+
+    reports: list[tuple[str, Invocation]] = field(default_factory=list)
+    delivery_failures: list[DeliveryFailure] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LocalCloud:
+    """A running local cloud. Use as a context manager; ``deploy()`` the template once started."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        concurrency: int | None = None,
+        report: Callable[[str], None] | None = None,
+        log_sink: Callable[[str, str], None] | None = None,
+        event_retry_base_s: float = 1.0,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.concurrency = concurrency or os.cpu_count() or 2
+        self._report = report
+        self._log_sink = log_sink
+        self._event_retry_base_s = event_retry_base_s
+        self._server: Any = None
+        self._pools: dict[str, WorkerPool] = {}
+        self._pools_lock = threading.Lock()
+        self._workdir = Path(tempfile.mkdtemp(prefix="imgpipe-cloud-"))
+        self._deliveries = ThreadPoolExecutor(max_workers=8, thread_name_prefix="eventbridge")
+        self._saved_env: dict[str, str | None] = {}
+        self.stats = Stats()
+        self.stack: Stack | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalCloud:
+        from moto.server import ThreadedMotoServer
+
+        # The state machine interpreter's task clients find the server through MOTO_PORT.
+        for name, value in (
+            ("MOTO_PORT", str(self.port)),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local"),
+        ):
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        moto_patches.apply(self)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        try:
+            self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+            self._server.start()
+        except OSError as exc:
+            moto_patches.remove()
+            raise LocalCloudError(f"cannot listen on {self.endpoint}: {exc}") from exc
+        return self
+
+    def stop(self) -> None:
+        self._deliveries.shutdown(wait=True, cancel_futures=True)
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        moto_patches.remove()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint)
+
+    # -- deploy -----------------------------------------------------------------------------
+
+    def deploy(self, parameters: Mapping[str, str] | None = None, template_path: Path = sam.TEMPLATE) -> Stack:
+        """Package, transform and create template.yaml as a stack; like ``sam deploy``."""
+        template = sam.load(template_path)
+        known = set(template.get("Parameters", {}))
+        unknown = sorted(set(parameters or {}) - known)
+        if unknown:
+            raise LocalCloudError(
+                f"unknown parameter(s): {', '.join(unknown)}; the template has {', '.join(sorted(known))}"
+            )
+        packaged, artifacts = sam.package(template, ARTIFACTS_BUCKET, base=template_path.parent)
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+        for artifact in artifacts:
+            s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=artifact.key, Body=artifact.body)
+        cfn_template = sam.to_cloudformation(packaged, parameters, region=REGION)
+        cfn = self.client("cloudformation")
+        cfn.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(cfn_template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        description = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        if description["StackStatus"] != "CREATE_COMPLETE":
+            raise LocalCloudError(
+                f"stack {STACK} is {description['StackStatus']}: {description.get('StackStatusReason')}"
+            )
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+        resources = {
+            r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "")
+            for r in cfn.describe_stack_resources(StackName=STACK)["StackResources"]
+        }
+        self.stack = Stack(STACK, outputs, resources)
+        return self.stack
+
+    # -- moto_patches.Runtime ----------------------------------------------------------------
+
+    def invoke(self, function: Any, payload: bytes) -> tuple[bytes, str | None]:
+        pool = self._pool_for(function)
+        invocation = pool.invoke(payload)
+        return invocation.payload, invocation.error_type
+
+    def deliver(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+        self._deliveries.submit(self._deliver, rule, target, event)
+
+    # -- Lambda ---------------------------------------------------------------------------------
+
+    def _pool_for(self, function: Any) -> WorkerPool:
+        key = f"{function.function_arn}@{function.code_sha_256}"
+        with self._pools_lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = WorkerPool(
+                    self._spec_for(function),
+                    max_workers=self.concurrency,
+                    base_env=self._worker_env(),
+                    python=sys.executable,
+                    on_report=functools.partial(self._on_report, function.function_name),
+                    log_sink=self._log_sink,
+                )
+                self._pools[key] = pool
+            return pool
+
+    def _worker_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def _extract(self, name: str, sha: str, body: bytes) -> Path:
+        target = self._workdir / f"{name}-{sha[:16]}"
+        if not target.exists():
+            partial = target.with_suffix(".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                archive.extractall(partial)
+            partial.rename(target)
+        return target
+
+    def _spec_for(self, function: Any) -> FunctionSpec:
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[ACCOUNT][REGION]
+        code_dir = self._extract(function.function_name, function.code_sha_256, function.code_bytes)
+        layer_dirs: list[Path] = []
+        for layer in function.layers:
+            version = backend.layers_versions_by_arn(layer["Arn"])
+            if version is None:
+                raise LocalCloudError(f"{function.function_name}: layer {layer['Arn']} does not exist")
+            root = self._extract(version.name, version.code_sha_256, version.code_bytes)
+            layer_dirs.append(root / "python")
+        return FunctionSpec(
+            name=function.function_name,
+            handler=function.handler,
+            code_dir=code_dir,
+            layer_dirs=layer_dirs,
+            environment={k: str(v) for k, v in (function.environment_vars or {}).items()},
+            timeout_s=float(function.timeout),
+            memory_mb=int(function.memory_size),
+            arn=function.function_arn,
+        )
+
+    def _on_report(self, function_name: str, invocation: Invocation) -> None:
+        with self.stats.lock:
+            self.stats.reports.append((function_name, invocation))
+        if self._report is not None:
+            self._report(f"[{function_name}] {invocation.report_line}")
+
+    # -- EventBridge → Step Functions ----------------------------------------------------------
+
+    def _deliver(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """Start the target state machine, honouring the target's RetryPolicy and DeadLetterConfig."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        policy = target.get("RetryPolicy") or {}
+        max_retries = int(policy.get("MaximumRetryAttempts", 185))
+        max_age = float(policy.get("MaximumEventAgeInSeconds", 86400))
+        started = time.monotonic()
+        payload = json.dumps(_target_input(target, event))
+        attempts = 0
+        error = ""
+        while True:
+            attempts += 1
+            try:
+                arn = target["Arn"]
+                backend = stepfunctions_parser_backends[arn.split(":")[4]][arn.split(":")[3]]
+                # EventBridge names the executions it starts with a UUID.
+                backend.start_execution(arn, str(uuid.uuid4()), execution_input=payload)
+                return
+            except Exception as exc:  # noqa: BLE001 - every failure goes to retry, then to the DLQ
+                error = f"{type(exc).__name__}: {exc}"
+            delay = min(self._event_retry_base_s * 2 ** (attempts - 1), 60.0)
+            if attempts > max_retries or time.monotonic() - started + delay > max_age:
+                break
+            time.sleep(delay)
+        self._dead_letter(rule, target, payload, error, attempts)
+
+    def _dead_letter(self, rule: Any, target: dict[str, Any], payload: str, error: str, attempts: int) -> None:
+        dlq_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
+        failure = DeliveryFailure(rule.arn, target["Arn"], error, attempts, dead_lettered=bool(dlq_arn))
+        with self.stats.lock:
+            self.stats.delivery_failures.append(failure)
+        if not dlq_arn:
+            print(f"EventBridge: event for {target['Arn']} dropped after {attempts} attempts: {error}", file=sys.stderr)
+            return
+        sqs = self.client("sqs")
+        queue_url = sqs.get_queue_url(QueueName=dlq_arn.split(":")[-1])["QueueUrl"]
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=payload,
+            MessageAttributes={
+                "RULE_ARN": {"DataType": "String", "StringValue": rule.arn},
+                "TARGET_ARN": {"DataType": "String", "StringValue": target["Arn"]},
+                "ERROR_CODE": {"DataType": "String", "StringValue": error.split(":", 1)[0]},
+                "ERROR_MESSAGE": {"DataType": "String", "StringValue": error[:1000] or "unknown"},
+            },
+        )
+
+    # -- helpers for callers -------------------------------------------------------------------
+
+    def wait_for_execution(self, arn: str, timeout_s: float = 300.0) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{arn} still RUNNING after {timeout_s} s")
+            time.sleep(0.05)
+
+
+def _target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
+    """What EventBridge sends a target: Input, InputPath or InputTransformer, else the event."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        value: Any = event
+        for part in str(target["InputPath"]).removeprefix("$").strip(".").split("."):
+            if part:
+                value = value[part]
+        return value
+    transformer = target.get("InputTransformer")
+    if transformer:
+        from moto.events.utils import EventTemplateParser
+
+        return EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=cast(Any, event),
+        )
+    return event
+
+
+@contextmanager
+def running(**kwargs: Any) -> Iterator[LocalCloud]:
+    cloud = LocalCloud(**kwargs)
+    with cloud:
+        yield cloud

@@ -1,0 +1,305 @@
+"""Every change the local cloud makes to moto, in one place.
+
+moto is pinned exactly (pyproject.toml). Each patch below bridges one gap measured in
+that version and names it; tests/localcloud/test_moto_patches.py checks, for each one,
+that the gap is still there in unpatched moto (so an upgrade that fixes it fails that
+test and tells which patch to drop) and that the patched behaviour is right.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+import moto
+from moto.awslambda.models import LambdaFunction
+from moto.core.config import default_user_config
+from moto.events.models import Rule
+from moto.s3 import notifications as s3_notifications
+from moto.s3.models import FakeBucket
+from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+MOTO_VERSION = "5.2.5"
+
+
+class Runtime(Protocol):
+    """What the patches call back into: the local cloud's Lambda workers and event delivery."""
+
+    def invoke(self, function: Any, payload: bytes) -> tuple[bytes, str | None]:
+        """Run a function; return the response payload and the error type (None on success)."""
+
+    def deliver(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """Deliver an event to a rule target that moto cannot reach (a state machine)."""
+
+
+@dataclass
+class _Originals:
+    state_machine_cfn: Any
+    bucket_cfn: Any
+    send_event_bridge_message: Any
+    rule_send_to_targets: Any
+    start_execution: Any
+    lambda_invoke: Any
+    function_cfn: Any
+
+
+@dataclass
+class _State:
+    originals: _Originals | None = None
+    runtime: Runtime | None = None
+
+
+_lock = threading.Lock()
+_state = _State()
+
+
+def _require_runtime() -> Runtime:
+    if _state.runtime is None:
+        raise RuntimeError("the local cloud runtime is not attached (call moto_patches.apply)")
+    return _state.runtime
+
+
+def _originals() -> _Originals:
+    if _state.originals is None:
+        raise RuntimeError("moto is not patched (call moto_patches.apply)")
+    return _state.originals
+
+
+# -- 1. CloudFormation state machines land in the executing backend, with substitutions -------
+
+
+def _state_machine_from_cfn(
+    cls: Any,
+    /,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """moto 5.2.5 creates CloudFormation state machines in the non-executing backend and
+    ignores DefinitionSubstitutions, an object Definition and StateMachineType."""
+    from moto.stepfunctions.responses import get_backend
+
+    properties = cloudformation_json["Properties"]
+    name = properties.get("StateMachineName", resource_name)
+    definition = properties.get("DefinitionString") or properties.get("Definition") or ""
+    if not isinstance(definition, str):
+        definition = json.dumps(definition)
+    for placeholder, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + placeholder + "}", str(value))
+    backend = get_backend(account_id, region_name)
+    return backend.create_state_machine(
+        name,
+        definition,
+        properties.get("RoleArn", ""),
+        tags=[{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags", [])],
+        sm_type=properties.get("StateMachineType", "STANDARD"),
+    )
+
+
+# -- 2. A bucket's EventBridge notifications from CloudFormation -----------------------------
+
+
+def _bucket_from_cfn(
+    cls: Any,
+    /,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> FakeBucket:
+    """moto 5.2.5 ignores a bucket's NotificationConfiguration in CloudFormation."""
+    bucket: FakeBucket = _originals().bucket_cfn.__func__(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    config = cloudformation_json.get("Properties", {}).get("NotificationConfiguration", {})
+    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") in (True, "true", "True"):
+        bucket.set_notification_configuration({"EventBridgeConfiguration": {}})
+    return bucket
+
+
+# -- 3. S3 events to EventBridge in AWS's shape, errors not swallowed -------------------------
+
+
+def s3_object_event(account_id: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any]:
+    """The EventBridge event S3 sends (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html)."""
+    detail_type = s3_notifications._detail_type(event_name)
+    obj: dict[str, Any] = {
+        "key": key.name,
+        "size": key.size,
+        "etag": key.etag.replace('"', ""),
+        "sequencer": f"{int(datetime.now(UTC).timestamp() * 1e6):016X}",
+    }
+    if key.version_id and key.version_id != "null":
+        obj["version-id"] = key.version_id
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.s3",
+        "account": account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": bucket.region_name,
+        "resources": [bucket.arn],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket.name},
+            "object": obj,
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": account_id,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject" if event_name.endswith("Put") else event_name.rsplit(":", maxsplit=1)[-1],
+        },
+    }
+
+
+def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+    """moto 5.2.5 writes ``eTag`` (AWS: ``etag``), a float ``time``, a fixed ``id``, sends to
+    every bus (AWS: the default bus) and swallows every error on the way."""
+    from moto.events.models import events_backends
+
+    event = s3_object_event(account_id, bucket, event_name, key)
+    bus = events_backends[account_id][bucket.region_name].event_buses.get("default")
+    if bus is None:
+        return
+    for rule in list(bus.rules.values()):
+        if rule.state == "ENABLED":
+            rule.send_to_targets(cast(Any, event), transform_input=False)
+
+
+# -- 4. Rules whose target is a state machine ---------------------------------------------
+
+
+def _rule_send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+    """moto 5.2.5 raises NotImplementedError for a state machine target, which also aborts the
+    rule's other targets. State machine targets go to the runtime (retry policy, DLQ)."""
+    if not self.event_pattern.matches_event(original_event):
+        return
+    ours = [t for t in self.targets if t["Arn"].split(":")[2] == "states"]
+    others = [t for t in self.targets if t not in ours]
+    for target in ours:
+        _require_runtime().deliver(self, target, copy.deepcopy(original_event))
+    if others:
+        proxy = copy.copy(self)
+        proxy.targets = others
+        _originals().rule_send_to_targets(proxy, original_event, transform_input)
+
+
+# -- 5. Nameless executions ----------------------------------------------------------------
+
+
+def _start_execution(self: StepFunctionsParserBackend, state_machine_arn: str, name: Any = None, **kwargs: Any) -> Any:
+    """moto 5.2.5 gives a nameless execution the ARN suffix ``:None`` and refuses the second one."""
+    return _originals().start_execution(self, state_machine_arn, name or str(uuid.uuid4()), **kwargs)
+
+
+# -- 6. Lambda invocations run in the local workers -----------------------------------------
+
+
+def _lambda_invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> bytes:
+    """moto 5.2.5 runs functions with ``docker run`` only (or echoes the payload without Docker)."""
+    payload = body.encode() if isinstance(body, str) else (body or b"{}")
+    result, error_type = _require_runtime().invoke(self, payload or b"{}")
+    if error_type is not None:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return result
+
+
+# -- 7. Functions keep their layers from CloudFormation ---------------------------------------
+
+
+def _function_from_cfn(
+    cls: Any,
+    /,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> LambdaFunction:
+    """moto 5.2.5 drops a CloudFormation function's Layers (and resolves a Ref to a layer
+    version to the model object rather than its ARN)."""
+    from moto.awslambda.models import lambda_backends
+
+    function: LambdaFunction = _originals().function_cfn.__func__(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    storage = lambda_backends[account_id][region_name]._layers
+    arns: list[str] = []
+    for value in cloudformation_json.get("Properties", {}).get("Layers") or []:
+        ref = str(getattr(value, "arn", value))  # a Ref to a LayerVersion resolves to the model object
+        if not ref.startswith("arn:"):
+            versions = storage.get_layer_versions(ref)
+            if not versions:
+                raise ValueError(f"{resource_name}: layer {ref!r} does not exist")
+            ref = max(versions, key=lambda v: v.version).arn
+        arns.append(ref)
+    if arns and not function.layers:
+        function.layers = function._get_layers_data(arns)
+    return function
+
+
+# -- apply / remove -------------------------------------------------------------------------
+
+PATCHES: dict[str, str] = {
+    "cfn_state_machine_executes": "StateMachine.create_from_cloudformation_json",
+    "cfn_bucket_eventbridge": "FakeBucket.create_from_cloudformation_json",
+    "s3_eventbridge_event_shape": "moto.s3.notifications._send_event_bridge_message",
+    "events_state_machine_target": "Rule.send_to_targets",
+    "sfn_nameless_execution": "StepFunctionsParserBackend.start_execution",
+    "lambda_runs_locally": "LambdaFunction.invoke",
+    "cfn_function_layers": "LambdaFunction.create_from_cloudformation_json",
+}
+
+
+def apply(runtime: Runtime, *, execute_state_machines: bool = True) -> None:
+    """Install every patch and attach the runtime. Idempotent; ``remove()`` undoes it."""
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(f"the local cloud patches moto {MOTO_VERSION}; moto {moto.__version__} is installed")
+    with _lock:
+        _state.runtime = runtime
+        default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = execute_state_machines
+        if _state.originals is not None:
+            return
+        _state.originals = _Originals(
+            state_machine_cfn=StateMachine.__dict__["create_from_cloudformation_json"],
+            bucket_cfn=FakeBucket.__dict__["create_from_cloudformation_json"],
+            send_event_bridge_message=s3_notifications._send_event_bridge_message,
+            rule_send_to_targets=Rule.send_to_targets,
+            start_execution=StepFunctionsParserBackend.start_execution,
+            lambda_invoke=LambdaFunction.invoke,
+            function_cfn=LambdaFunction.__dict__["create_from_cloudformation_json"],
+        )
+        StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
+        FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
+        s3_notifications._send_event_bridge_message = _send_event_bridge_message
+        Rule.send_to_targets = _rule_send_to_targets  # type: ignore[method-assign]
+        StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign,assignment]
+        LambdaFunction.invoke = _lambda_invoke  # type: ignore[method-assign]
+        LambdaFunction.create_from_cloudformation_json = classmethod(_function_from_cfn)  # type: ignore[assignment,method-assign]
+
+
+def remove() -> None:
+    """Restore moto as it was."""
+    with _lock:
+        originals = _state.originals
+        if originals is None:
+            return
+        StateMachine.create_from_cloudformation_json = originals.state_machine_cfn  # type: ignore[method-assign]
+        FakeBucket.create_from_cloudformation_json = _originals().bucket_cfn  # type: ignore[method-assign]
+        s3_notifications._send_event_bridge_message = originals.send_event_bridge_message
+        Rule.send_to_targets = originals.rule_send_to_targets  # type: ignore[method-assign]
+        StepFunctionsParserBackend.start_execution = originals.start_execution  # type: ignore[method-assign]
+        LambdaFunction.invoke = originals.lambda_invoke  # type: ignore[method-assign]
+        LambdaFunction.create_from_cloudformation_json = originals.function_cfn  # type: ignore[method-assign]
+        _state.originals = None
+        _state.runtime = None
+        default_user_config.get("stepfunctions", {}).pop("execute_state_machine", None)
