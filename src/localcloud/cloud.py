@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -120,7 +121,13 @@ class Stats:
 
 
 class LocalCloud:
-    """A running local cloud. Use as a context manager; ``deploy()`` the template once started."""
+    """A running local cloud. Use as a context manager; ``deploy()`` the template once started.
+
+    moto keeps its state per process, so one process runs one local cloud at a time.
+    """
+
+    _running: LocalCloud | None = None
+    _running_lock = threading.Lock()
 
     def __init__(
         self,
@@ -156,6 +163,13 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from moto.server import ThreadedMotoServer
 
+        with LocalCloud._running_lock:
+            if LocalCloud._running is not None:
+                raise LocalCloudError(
+                    f"a local cloud is already running in this process on {LocalCloud._running.endpoint}"
+                )
+            LocalCloud._running = self
+
         # The state machine interpreter's task clients find the server through MOTO_PORT.
         for name, value in (
             ("MOTO_PORT", str(self.port)),
@@ -171,8 +185,12 @@ class LocalCloud:
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
             self._server.start()
         except OSError as exc:
-            moto_patches.remove()
+            self.stop()
             raise LocalCloudError(f"cannot listen on {self.endpoint}: {exc}") from exc
+        # A fresh cloud: nothing from an earlier one in this process survives (moto's public reset API).
+        reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - our own http endpoint
+        with urllib.request.urlopen(reset) as reply:  # noqa: S310 - idem
+            reply.read()
         return self
 
     def stop(self) -> None:
@@ -191,6 +209,9 @@ class LocalCloud:
             else:
                 os.environ[name] = value
         shutil.rmtree(self._workdir, ignore_errors=True)
+        with LocalCloud._running_lock:
+            if LocalCloud._running is self:
+                LocalCloud._running = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()

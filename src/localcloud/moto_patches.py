@@ -196,9 +196,11 @@ def _rule_send_to_targets(self: Rule, original_event: Any, transform_input: bool
 # -- 5. Nameless executions ----------------------------------------------------------------
 
 
-def _start_execution(self: StepFunctionsParserBackend, state_machine_arn: str, name: Any = None, **kwargs: Any) -> Any:
+def _start_execution(
+    self: StepFunctionsParserBackend, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+) -> Any:
     """moto 5.2.5 gives a nameless execution the ARN suffix ``:None`` and refuses the second one."""
-    return _originals().start_execution(self, state_machine_arn, name or str(uuid.uuid4()), **kwargs)
+    return _originals().start_execution(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
 
 # -- 6. Lambda invocations run in the local workers -----------------------------------------
@@ -282,7 +284,7 @@ def apply(runtime: Runtime, *, execute_state_machines: bool = True) -> None:
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
         s3_notifications._send_event_bridge_message = _send_event_bridge_message
         Rule.send_to_targets = _rule_send_to_targets  # type: ignore[method-assign]
-        StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign,assignment]
+        StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         LambdaFunction.invoke = _lambda_invoke  # type: ignore[method-assign]
         LambdaFunction.create_from_cloudformation_json = classmethod(_function_from_cfn)  # type: ignore[assignment,method-assign]
 

@@ -46,12 +46,17 @@ def srgb_profile() -> bytes:
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Open (lazily) with the pixel limit enforced."""
+    """Open (lazily) with the pixel limit enforced.
+
+    The limit is ``max_pixels`` (checked below, before any pixel is decoded), as in
+    ``inspection.inspect``: Pillow's own warning threshold is ignored so that an image
+    the validate step accepted is not rejected here.
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:
             raise TooManyPixels(str(exc)) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise CorruptImage(f"the image cannot be read: {exc}") from None
@@ -67,7 +72,7 @@ def decode(img: Image.Image, target_width: int) -> tuple[Image.Image, bytes | No
     the ICC profile that describes its pixels (None for untagged images).
     """
     orientation = _orientation(img)
-    if img.format == "JPEG":
+    if img.format in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
         # draft() picks the largest DCT scale (1/2, 1/4, 1/8) whose result is still at
         # least this big, in the stored (not yet rotated) orientation.
         stored_w, stored_h = img.size
@@ -80,6 +85,9 @@ def decode(img: Image.Image, target_width: int) -> tuple[Image.Image, bytes | No
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptImage(f"the {img.format} data cannot be decoded: {exc}") from None
+    # Some readers (Pillow's TIFF reader) apply the orientation themselves while loading and
+    # drop the tag: read it again so that it is applied exactly once.
+    orientation = _orientation(img)
     out, icc = _normalise_mode(img, icc)
     return _apply_orientation(out, orientation), icc
 
@@ -122,7 +130,7 @@ def _normalise_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, b
                 converted = ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
                 if converted is not None:
                     return converted, srgb_profile()
-            except ImageCms.PyCMSError:
+            except (ImageCms.PyCMSError, OSError):  # OSError: bytes that are not a profile at all
                 pass
         # Untagged CMYK (or an unusable profile): the naive transform, no profile.
         return img.convert("RGB"), None

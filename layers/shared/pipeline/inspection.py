@@ -65,13 +65,18 @@ def inspect(head: bytes, tail: bytes, size: int, limits: Limits) -> ImageInfo:
         if not formats.looks_complete(fmt, tail, size) or (fmt == "WEBP" and not formats.riff_size_matches(head, size)):
             raise CorruptImage(f"the {fmt} data is truncated (its end marker is missing)")
         exif = _exif_summary(img)
+        orientation = exif.get("orientation", 1)
+        if fmt == "TIFF":
+            # Pillow's TIFF reader reports the upright size and applies the orientation itself
+            # while loading, so none is left for ``imaging.decode`` to apply.
+            orientation = 1
         return ImageInfo(
             format=fmt,
             width=width,
             height=height,
             mode=img.mode,
             frames=getattr(img, "n_frames", 1),
-            orientation=exif.get("orientation", 1),
+            orientation=orientation,
             has_icc=bool(img.info.get("icc_profile")),
             exif=exif,
         )

@@ -1,0 +1,278 @@
+"""Real images for the unit tests, made in memory with Pillow (nothing is downloaded or committed).
+
+The content is photo-like (gradients, shapes, fine noise) so that resizing and lossy
+coding have something to work on, and deterministic (the noise comes from a seeded
+``random.Random``), so that every run sees the same pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PIL import ExifTags, Image, ImageChops, ImageCms, ImageDraw, ImageStat
+
+RED = (220, 30, 30)
+BLUE = (30, 30, 220)
+GREY = (128, 128, 128)
+
+# -- pixels ------------------------------------------------------------------------------------
+
+
+def photo(size: tuple[int, int] = (160, 120), seed: int = 0, noise: int = 24) -> Image.Image:
+    """An RGB image that looks enough like a photo: smooth gradients, hard edges, grain."""
+    width, height = size
+    rnd = random.Random(seed)
+    across = Image.linear_gradient("L").rotate(90).resize(size)
+    down = Image.linear_gradient("L").resize(size)
+    radial = Image.radial_gradient("L").resize(size)
+    img = Image.merge("RGB", (across, down, radial))
+    draw = ImageDraw.Draw(img)
+    edge = max(1, width // 200)
+    for i in range(12):
+        x0, y0 = rnd.randrange(width), rnd.randrange(height)
+        x1 = x0 + rnd.randrange(max(2, width // 8), max(3, width // 2))
+        y1 = y0 + rnd.randrange(max(2, height // 8), max(3, height // 2))
+        fill = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+        shape = draw.ellipse if i % 2 else draw.rectangle
+        shape((x0, y0, x1, y1), fill=fill, outline=(0, 0, 0), width=edge)
+    for _ in range(6):
+        points = (rnd.randrange(width), rnd.randrange(height), rnd.randrange(width), rnd.randrange(height))
+        draw.line(points, fill=(255, 255, 255), width=edge)
+    if noise:
+        grain = Image.frombytes("L", size, rnd.randbytes(width * height)).point(lambda v: v * noise // 255)
+        img = ImageChops.add(img, Image.merge("RGB", (grain, grain, grain)), 1.0, -(noise // 2))
+    return img
+
+
+def alpha_mask(size: tuple[int, int]) -> Image.Image:
+    """Left third fully transparent, middle third a ramp, right third fully opaque."""
+    width, height = size
+    mask = Image.new("L", size, 255)
+    third = width // 3
+    mask.paste(0, (0, 0, third, height))
+    ramp = Image.linear_gradient("L").rotate(90).resize((max(1, width - 2 * third), height))
+    mask.paste(ramp, (third, 0))
+    return mask
+
+
+def in_mode(mode: str, size: tuple[int, int] = (160, 120), seed: int = 0) -> Image.Image:
+    """The photo in a colour mode: RGB, RGBA, L, LA, P, PT (P with a transparent index), 1, I;16, CMYK."""
+    base = photo(size, seed)
+    if mode == "RGB":
+        return base
+    if mode == "RGBA":
+        rgba = base.copy()
+        rgba.putalpha(alpha_mask(size))
+        return rgba
+    if mode == "L":
+        return base.convert("L")
+    if mode == "LA":
+        la = base.convert("L")
+        la.putalpha(alpha_mask(size))
+        return la
+    if mode in ("P", "PT"):
+        pal = base.quantize(63, method=Image.Quantize.MEDIANCUT)
+        if mode == "PT":
+            # A 64th palette entry, used nowhere else, is transparent: paint the left quarter with it.
+            palette = pal.getpalette() or []
+            pal.putpalette([*palette[: 63 * 3], 0, 0, 0])
+            pal.paste(63, (0, 0, size[0] // 4, size[1]))
+            pal.info["transparency"] = 63
+        return pal
+    if mode == "1":
+        return base.convert("1")
+    if mode == "I;16":
+        return sixteen_bit(size, seed)
+    if mode == "CMYK":
+        return base.convert("CMYK")
+    raise ValueError(mode)
+
+
+def sixteen_bit(size: tuple[int, int] = (160, 120), seed: int = 0) -> Image.Image:
+    """A 16-bit grayscale image using the whole 0..65535 range (with a black and a white pixel)."""
+    grey = photo(size, seed).convert("L")
+    fine = random.Random(seed).randbytes(size[0] * size[1])
+    raw = bytearray()
+    for value, low in zip(grey.tobytes(), fine, strict=True):
+        raw += struct.pack("<H", value * 256 + low)
+    img = Image.frombytes("I;16", size, bytes(raw))
+    img.putpixel((0, 0), 0)
+    img.putpixel((1, 0), 65535)
+    return img
+
+
+def markers(size: tuple[int, int] = (96, 64), block: int = 24) -> Image.Image:
+    """An upright image: a red block in the top-left corner, a blue one in the top-right, grey elsewhere."""
+    img = Image.new("RGB", size, GREY)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, block - 1, block - 1), fill=RED)
+    draw.rectangle((size[0] - block, 0, size[0] - 1, block - 1), fill=BLUE)
+    return img
+
+
+def store_with_orientation(upright: Image.Image, orientation: int) -> Image.Image:
+    """The pixels a camera stores for ``upright`` with EXIF orientation ``orientation``.
+
+    Built pixel by pixel from the EXIF definition of the tag (which side of the upright
+    image is the stored 0th row and 0th column), independently of Pillow's transposes.
+    """
+    w, h = upright.size
+    # stored (x, y) -> upright (x, y)
+    mappings: dict[int, Callable[[int, int], tuple[int, int]]] = {
+        1: lambda x, y: (x, y),
+        2: lambda x, y: (w - 1 - x, y),
+        3: lambda x, y: (w - 1 - x, h - 1 - y),
+        4: lambda x, y: (x, h - 1 - y),
+        5: lambda x, y: (y, x),
+        6: lambda x, y: (w - 1 - y, x),
+        7: lambda x, y: (w - 1 - y, h - 1 - x),
+        8: lambda x, y: (y, h - 1 - x),
+    }
+    mapping = mappings[orientation]
+    stored_size = (h, w) if orientation >= 5 else (w, h)
+    stored = Image.new(upright.mode, stored_size)
+    src = upright.load()
+    dst = stored.load()
+    assert src is not None
+    assert dst is not None
+    for y in range(stored_size[1]):
+        for x in range(stored_size[0]):
+            dst[x, y] = src[mapping(x, y)]
+    return stored
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def encode(img: Image.Image, fmt: str, **params: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def reopen(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def exif(
+    orientation: int | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    taken: str | None = None,
+    gps: bool = False,
+    description: str | None = None,
+) -> Image.Exif:
+    data = Image.Exif()
+    if orientation is not None:
+        data[ExifTags.Base.Orientation] = orientation
+    if make is not None:
+        data[ExifTags.Base.Make] = make
+    if model is not None:
+        data[ExifTags.Base.Model] = model
+    if description is not None:
+        data[ExifTags.Base.ImageDescription] = description
+    if taken is not None:
+        data.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = taken
+    if gps:
+        info = data.get_ifd(ExifTags.IFD.GPSInfo)
+        info[ExifTags.GPS.GPSLatitudeRef] = "N"
+        info[ExifTags.GPS.GPSLatitude] = (48.0, 51.0, 24.0)
+        info[ExifTags.GPS.GPSLongitudeRef] = "E"
+        info[ExifTags.GPS.GPSLongitude] = (2.0, 21.0, 7.0)
+    return data
+
+
+def oriented_jpeg(orientation: int, size: tuple[int, int] = (96, 64), fmt: str = "JPEG") -> bytes:
+    """The marker image stored rotated/flipped, tagged with the orientation that makes it upright."""
+    stored = store_with_orientation(markers(size), orientation)
+    params: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    return encode(stored, fmt, exif=exif(orientation=orientation), **params)
+
+
+def broken_exif_jpeg(payload: bytes, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A valid JPEG whose APP1 EXIF block holds ``payload`` (after the ``Exif\\0\\0`` header)."""
+    return encode(photo(size), "JPEG", exif=b"Exif\x00\x00" + payload)
+
+
+def big_header_jpeg(block: int = 60_000, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A JPEG whose EXIF block is ``block`` bytes long, so the SOF marker comes after it."""
+    return encode(photo(size), "JPEG", exif=exif(make="BigHeader", description="x" * block))
+
+
+def animated_gif(frames: int = 3, size: tuple[int, int] = (48, 32)) -> bytes:
+    images = [photo(size, seed=i).convert("P") for i in range(frames)]
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def animated_webp(frames: int = 3, size: tuple[int, int] = (48, 32)) -> bytes:
+    images = [photo(size, seed=i) for i in range(frames)]
+    return encode(images[0], "WEBP", save_all=True, append_images=images[1:], duration=100)
+
+
+# -- hand-made bytes ---------------------------------------------------------------------------
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG (valid signature and CRCs) whose IHDR claims ``width`` x ``height`` grey pixels.
+
+    Its one IDAT holds a single compressed scanline: decoding it would need the full
+    canvas, which is exactly what a decompression bomb relies on.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    idat = zlib.compress(b"\x00" + b"\x00" * min(width, 1024), 9)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def ftyp(major: bytes, compatible: Sequence[bytes] = (), tail: bytes = b"\x00" * 16) -> bytes:
+    """An ISO base media ``ftyp`` box (the start of AVIF, HEIC, MP4 ...)."""
+    body = major + b"\x00\x00\x00\x00" + b"".join(compatible)
+    return struct.pack(">I", 8 + len(body)) + b"ftyp" + body + tail
+
+
+# -- measures ----------------------------------------------------------------------------------
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB over all bands (inf for identical images)."""
+    assert a.size == b.size, (a.size, b.size)
+    assert a.mode == b.mode, (a.mode, b.mode)
+    rms = ImageStat.Stat(ImageChops.difference(a, b)).rms
+    mse = sum(r * r for r in rms) / len(rms)
+    return math.inf if mse == 0 else 20 * math.log10(255 / math.sqrt(mse))
+
+
+def mean(img: Image.Image, box: tuple[int, int, int, int] | None = None) -> tuple[float, ...]:
+    """Mean value of each band, over ``box`` or the whole image."""
+    return tuple(ImageStat.Stat(img.crop(box) if box else img).mean)
+
+
+def extrema(img: Image.Image, band: int | str = 0) -> tuple[float, float]:
+    """(min, max) of one band."""
+    low, high = img.getchannel(band).getextrema()
+    assert isinstance(low, (int, float))
+    assert isinstance(high, (int, float))
+    return low, high
+
+
+def changed_box(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None:
+    """The bounding box of the pixels that differ between ``a`` and ``b`` (None when none do)."""
+    assert a.size == b.size
+    return ImageChops.difference(a.convert("RGBA"), b.convert("RGBA")).getbbox(alpha_only=False)
+
+
+def near(actual: Sequence[float], expected: Sequence[float], tolerance: float) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(actual, expected, strict=True))

@@ -1,0 +1,210 @@
+"""The imgpipe command, as users run it: subprocesses, exit codes, the AWS CLI against `imgpipe serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from localcloud.cloud import free_port
+from localcloud.sam import ROOT
+from tests.integration.conftest import jpeg
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def imgpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "imgpipe"), *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_process_json_reports_each_input_and_exits_1_on_any_failure(tmp_path: Path) -> None:
+    good = tmp_path / "sunset at sea+1.jpg"
+    good.write_bytes(jpeg(700, 400))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image at all")
+    out = tmp_path / "renditions"
+
+    done = imgpipe("process", str(good), str(bad), "--out", str(out), "--json", cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    by_file = {Path(r["file"]).name: r for r in lines}
+    assert set(by_file) == {"sunset at sea+1.jpg", "broken.jpg"}
+    ok = by_file["sunset at sea+1.jpg"]
+    assert ok["status"] == "SUCCEEDED"
+    assert ok["key"] == "uploads/sunset at sea+1.jpg"
+    assert ok["execution_arn"].startswith("arn:aws:states:")
+    assert {(o["width"], o["format"]) for o in ok["outputs"]} == {(700, "jpeg"), (320, "jpeg")}
+    for output in ok["outputs"]:
+        assert Path(output["path"]).stat().st_size == output["bytes"]
+    assert ok["notification"]["Message"]["status"] == "SUCCEEDED"
+    failed = by_file["broken.jpg"]
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == "UnsupportedFormat"
+    assert failed["outputs"] == []
+    assert failed["notification"]["Message"]["error"] == "UnsupportedFormat"
+    assert not list(out.rglob("*.partial"))
+
+
+def test_process_exits_0_when_all_succeed_and_prints_a_table(tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(jpeg(400, 300))
+    done = imgpipe("process", str(image), "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "SUCCEEDED" in done.stdout
+    assert (tmp_path / "o" / "a.jpg" / "400w.jpg").is_file()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["process", "does-not-exist.jpg"],
+        ["process", "x.jpg", "--parameter", "NoEquals"],
+        ["frobnicate"],
+        [],
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "x.jpg").write_bytes(jpeg(50, 50))
+    done = imgpipe(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip()
+
+
+def test_unknown_parameter_is_a_start_failure(tmp_path: Path) -> None:
+    (tmp_path / "x.jpg").write_bytes(jpeg(50, 50))
+    done = imgpipe("process", "x.jpg", "--parameter", "Nope=1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Nope" in done.stderr
+
+
+def _wait_for(url: str, proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            with urllib.request.urlopen(url + "/moto-api/", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def test_aws_cli_against_imgpipe_serve(tmp_path: Path) -> None:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+    server = subprocess.Popen(
+        [str(BIN / "imgpipe"), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        _wait_for(endpoint, server)
+
+        def aws(*args: str) -> dict:
+            done = subprocess.run(
+                [str(BIN / "aws"), "--endpoint-url", endpoint, "--output", "json", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=True,
+            )
+            return json.loads(done.stdout) if done.stdout.strip() else {}
+
+        deadline = time.monotonic() + 60
+        while not (stacks := aws("cloudformation", "describe-stacks").get("Stacks")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0]["Outputs"]}
+        queue_url = aws("sqs", "create-queue", "--queue-name", "cli-subscriber")["QueueUrl"]
+        queue_arn = aws("sqs", "get-queue-attributes", "--queue-url", queue_url, "--attribute-names", "QueueArn")[
+            "Attributes"
+        ]["QueueArn"]
+        aws(
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            outputs["TopicArn"],
+            "--protocol",
+            "sqs",
+            "--notification-endpoint",
+            queue_arn,
+        )
+        photo = tmp_path / "photo.jpg"
+        photo.write_bytes(jpeg(600, 400))
+
+        copied = subprocess.run(
+            [
+                str(BIN / "aws"),
+                *("--endpoint-url", endpoint, "s3", "cp", str(photo)),
+                f"s3://{outputs['SourceBucketName']}/{outputs['UploadPrefix']}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert "upload:" in copied.stdout
+
+        deadline = time.monotonic() + 60
+        while True:
+            executions = aws("stepfunctions", "list-executions", "--state-machine-arn", outputs["StateMachineArn"])
+            finished = [e for e in executions["executions"] if e["status"] != "RUNNING"]
+            if finished:
+                break
+            assert time.monotonic() < deadline, executions
+            time.sleep(0.2)
+        arn = finished[0]["executionArn"]
+        assert aws("stepfunctions", "describe-execution", "--execution-arn", arn)["status"] == "SUCCEEDED"
+        history = aws("stepfunctions", "get-execution-history", "--execution-arn", arn)["events"]
+        assert history[-1]["type"] == "ExecutionSucceeded"
+        received = aws("sqs", "receive-message", "--queue-url", queue_url, "--wait-time-seconds", "2")["Messages"]
+        message = json.loads(json.loads(received[0]["Body"])["Message"])
+        assert message["status"] == "SUCCEEDED"
+        assert message["source"]["key"] == "uploads/photo.jpg"
+        listed = subprocess.run(
+            [
+                str(BIN / "aws"),
+                "--endpoint-url",
+                endpoint,
+                "s3",
+                "ls",
+                f"s3://{outputs['DestinationBucketName']}/photo.jpg/",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+        assert "600w.jpg" in listed
+        assert "manifest.json" in listed
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            code = server.wait(timeout=30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+    assert code == 0, "Ctrl-C stops the server cleanly"
+
+
+def test_start_execution_prints_the_path_through_the_states(tmp_path: Path) -> None:
+    done = imgpipe("start-execution", "--input", str(ROOT / "events" / "failure-empty-object.json"), cwd=tmp_path)
+    assert done.returncode == 1
+    for state in ("Read Upload", "From Manual Input", "Validate", "Publish Failure", "Failed"):
+        assert state in done.stdout
+    assert "EmptyObject" in done.stdout

@@ -1,0 +1,539 @@
+"""Decoding (draft, orientation, colour modes), chained renditions and the lossless intermediates."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image, ImageChops, ImageFile, UnidentifiedImageError
+
+from pipeline import imaging, inspection
+from pipeline.errors import CorruptImage, TooManyPixels
+from pipeline.settings import Limits
+from tests import images
+
+MAX_PIXELS = 50_000_000
+
+
+def decode(data: bytes, target_width: int) -> tuple[Image.Image, bytes | None]:
+    """Open and decode as the resize step does."""
+    with imaging.open_image(data, MAX_PIXELS) as img:
+        return imaging.decode(img, target_width)
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "widths", "planned"),
+    [
+        (4000, [2048, 1024, 320], [2048, 1024, 320]),
+        (2048, [2048, 1024, 320], [2048, 1024, 320]),
+        (2047, [2048, 1024, 320], [2047, 1024, 320]),
+        (1500, [2048, 1024, 320], [1500, 1024, 320]),
+        (1024, [2048, 1024, 320], [1024, 320]),
+        (500, [2048, 1024, 320], [500, 320]),
+        (320, [2048, 1024, 320], [320]),
+        (200, [2048, 1024, 320], [200]),
+        (1, [2048, 1024, 320], [1]),
+        (4000, [320, 2048, 1024], [2048, 1024, 320]),
+        (4000, [320, 320, 1024], [1024, 320]),
+        (800, [4096, 2048], [800]),
+        (4000, [], []),
+    ],
+)
+def test_plan_widths(source: int, widths: list[int], planned: list[int]) -> None:
+    assert imaging.plan_widths(source, widths) == planned
+
+
+@pytest.mark.parametrize("source", [1, 16, 319, 320, 321, 1023, 1024, 3000, 5000])
+def test_plan_widths_never_upscales_and_is_largest_first(source: int) -> None:
+    planned = imaging.plan_widths(source, [16, 320, 1024, 2048, 4096])
+    assert planned
+    assert all(w <= source for w in planned)
+    assert planned == sorted(set(planned), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("size", "new_width", "height"),
+    [
+        ((4000, 3000), 320, 240),
+        ((3000, 4000), 320, 427),
+        ((1920, 1080), 1024, 576),
+        ((1000, 1), 10, 1),  # never zero
+        ((1000, 1), 999, 1),
+        ((3, 2), 2, 1),  # 1.33 rounds down
+        ((3, 5), 2, 3),  # 3.33 rounds down
+        ((3, 4), 2, 3),  # 2.67 rounds up
+        ((100, 100), 100, 100),
+    ],
+)
+def test_scaled_height(size: tuple[int, int], new_width: int, height: int) -> None:
+    assert imaging.scaled_height(*size, new_width) == height
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def test_open_image_is_lazy() -> None:
+    img = imaging.open_image(images.encode(images.photo((200, 100)), "PNG"), MAX_PIXELS)
+    assert img.size == (200, 100)
+    assert isinstance(img, ImageFile.ImageFile)
+    assert img.tile  # not decoded yet
+
+
+def test_open_image_rejects_a_decompression_bomb() -> None:
+    with pytest.raises(TooManyPixels):
+        imaging.open_image(images.png_bomb(100_000, 100_000), MAX_PIXELS)
+
+
+@pytest.mark.parametrize(("size", "max_pixels"), [((10_000, 10_000), 50_000_000), ((100, 100), 9_999)])
+def test_open_image_enforces_the_configured_limit(size: tuple[int, int], max_pixels: int) -> None:
+    with pytest.raises(TooManyPixels):
+        imaging.open_image(images.png_bomb(*size), max_pixels)
+
+
+def test_open_image_accepts_what_validate_accepted() -> None:
+    """A limit above Pillow's warning level (~89 Mpx) is honoured by validate and resize alike."""
+    limits = Limits(max_upload_bytes=1 << 30, max_pixels=200_000_000, upload_prefix="")
+    data = images.png_bomb(10_000, 10_000)
+    assert inspection.inspect(data, data, len(data), limits)["width"] == 10_000
+    assert imaging.open_image(data, limits.max_pixels).size == (10_000, 10_000)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not an image at all", id="text"),
+        pytest.param(b"\xff\xd8\xff\xe0" + b"\x00" * 40, id="jpeg-garbage"),
+        pytest.param(images.encode(images.photo((32, 32)), "WEBP")[:40], id="webp-cut"),
+        pytest.param(images.encode(images.photo((32, 32)), "AVIF")[:200], id="avif-cut"),
+    ],
+)
+def test_open_image_rejects_what_cannot_be_read(data: bytes) -> None:
+    with pytest.raises(CorruptImage):
+        imaging.open_image(data, MAX_PIXELS)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "TIFF"])
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_decode_rejects_truncated_pixel_data(fmt: str) -> None:
+    """The header is intact (open succeeds), the pixel data is cut."""
+    data = images.encode(images.photo((120, 90)), fmt)
+    cut = data[: len(data) * 2 // 3]
+    with imaging.open_image(cut, MAX_PIXELS) as img, pytest.raises(CorruptImage, match="cannot be decoded"):
+        imaging.decode(img, 120)
+
+
+# -- colour modes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "decoded_mode"),
+    [
+        ("RGB", "JPEG", "RGB"),
+        ("L", "JPEG", "L"),
+        ("CMYK", "JPEG", "RGB"),
+        ("1", "JPEG", "L"),
+        ("RGB", "PNG", "RGB"),
+        ("RGBA", "PNG", "RGBA"),
+        ("L", "PNG", "L"),
+        ("LA", "PNG", "LA"),
+        ("P", "PNG", "RGB"),
+        ("PT", "PNG", "RGBA"),
+        ("1", "PNG", "L"),
+        ("I;16", "PNG", "L"),
+        ("RGB", "GIF", "RGB"),
+        ("PT", "GIF", "RGBA"),
+        ("RGB", "WEBP", "RGB"),
+        ("RGBA", "WEBP", "RGBA"),
+        ("RGB", "TIFF", "RGB"),
+        ("LA", "TIFF", "LA"),
+        ("CMYK", "TIFF", "RGB"),
+        ("I;16", "TIFF", "L"),
+        ("1", "TIFF", "L"),
+        ("P", "TIFF", "RGB"),
+        ("RGB", "AVIF", "RGB"),
+        ("RGBA", "AVIF", "RGBA"),
+        ("L", "AVIF", "L"),
+    ],
+)
+def test_decode_normalises_the_mode(mode: str, fmt: str, decoded_mode: str) -> None:
+    source = images.in_mode(mode, (120, 80))
+    decoded, icc = decode(images.encode(source, fmt), 120)
+    assert decoded.mode == decoded_mode
+    assert decoded.mode in ("L", "LA", "RGB", "RGBA")
+    assert decoded.size == (120, 80)
+    assert icc is None
+    # The picture survives (compared with Pillow's own conversion of the source; for 16 bits, with
+    # the 8-bit picture it was made from). Transparent pixels may hold any colour: compare the
+    # opaque right third only.
+    if mode == "I;16":
+        assert images.psnr(decoded, images.photo((120, 80)).convert("L")) > 40
+    else:
+        box = (80, 0, 120, 80)
+        assert images.psnr(decoded.convert("RGB").crop(box), source.convert("RGB").crop(box)) > 20
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("PT", "PNG"), ("PT", "GIF"), ("RGBA", "PNG"), ("LA", "PNG")])
+def test_decode_keeps_transparency(mode: str, fmt: str) -> None:
+    decoded, _ = decode(images.encode(images.in_mode(mode, (120, 80)), fmt), 120)
+    alpha = decoded.getchannel("A")
+    assert images.mean(alpha, (0, 0, 20, 80)) == (0.0,)  # transparent at the left
+    assert images.mean(alpha, (100, 0, 120, 80)) == (255.0,)  # opaque at the right
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    source = images.sixteen_bit((64, 48))
+    decoded, _ = decode(images.encode(source, "PNG"), 64)
+    assert decoded.mode == "L"
+    assert decoded.getpixel((0, 0)) == 0
+    assert decoded.getpixel((1, 0)) == 255
+    # Each 8-bit value is the high byte of the 16-bit one (within rounding).
+    expected = images.photo((64, 48)).convert("L")
+    assert images.extrema(decoded) == (0, 255)
+    diff = ImageChops.difference(decoded.crop((0, 1, 64, 48)), expected.crop((0, 1, 64, 48)))
+    assert images.extrema(diff)[1] <= 1
+
+
+def test_one_bit_becomes_black_and_white_grey() -> None:
+    decoded, _ = decode(images.encode(images.in_mode("1", (64, 48)), "PNG"), 64)
+    assert decoded.mode == "L"
+    assert set(decoded.get_flattened_data()) == {0, 255}
+
+
+def test_untagged_cmyk_is_converted_naively() -> None:
+    cmyk = Image.new("CMYK", (32, 32), (0, 255, 255, 0))  # full magenta and yellow: red
+    decoded, icc = decode(images.encode(cmyk, "JPEG", quality=95), 32)
+    assert decoded.mode == "RGB"
+    assert icc is None
+    assert images.near(images.mean(decoded), (255, 0, 0), 8)
+
+
+def test_cmyk_tagged_with_an_rgb_profile_falls_back_to_the_naive_conversion() -> None:
+    """An unusable profile (RGB on CMYK pixels) must not fail the image, nor be kept."""
+    cmyk = Image.new("CMYK", (32, 32), (255, 0, 255, 0))  # cyan and yellow: green
+    data = images.encode(cmyk, "JPEG", quality=95, icc_profile=images.srgb_profile())
+    assert images.reopen(data).info["icc_profile"] == images.srgb_profile()
+    decoded, icc = decode(data, 32)
+    assert decoded.mode == "RGB"
+    assert icc is None
+    assert images.near(images.mean(decoded), (0, 255, 0), 8)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        pytest.param(b"this is not an ICC profile" * 8, id="garbage"),
+        pytest.param(images.srgb_profile()[:200], id="truncated"),
+    ],
+)
+def test_cmyk_with_an_unreadable_profile_falls_back_to_the_naive_conversion(profile: bytes) -> None:
+    cmyk = Image.new("CMYK", (32, 32), (0, 0, 0, 255))  # full black ink
+    decoded, icc = decode(images.encode(cmyk, "JPEG", quality=95, icc_profile=profile), 32)
+    assert decoded.mode == "RGB"
+    assert icc is None
+    assert images.near(images.mean(decoded), (0, 0, 0), 8)
+
+
+@pytest.mark.parametrize(
+    ("mode", "normalised", "keeps_icc"),
+    [
+        ("La", "LA", True),
+        ("RGBa", "RGBA", True),
+        ("PA", "RGBA", True),
+        ("I", "L", True),
+        ("I;16B", "L", True),
+        ("F", "L", True),
+        ("YCbCr", "RGB", False),
+        ("LAB", "RGB", False),
+        ("HSV", "RGB", False),
+        ("1", "L", False),
+    ],
+)
+def test_rare_modes_are_normalised(mode: str, normalised: str, keeps_icc: bool) -> None:
+    out, icc = imaging._normalise_mode(Image.new(mode, (4, 4)), b"profile")
+    assert out.mode == normalised
+    assert icc == (b"profile" if keeps_icc else None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [(m, f) for m in ("RGB", "RGBA") for f in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF") if (m, f) != ("RGBA", "JPEG")]
+    + [("L", "JPEG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("PT", "PNG")],
+)
+def test_decode_returns_the_icc_profile_of_tagged_images(mode: str, fmt: str) -> None:
+    profile = images.srgb_profile()
+    decoded, icc = decode(images.encode(images.in_mode(mode, (40, 30)), fmt, icc_profile=profile), 40)
+    assert icc == profile
+    assert decoded.mode in ("L", "LA", "RGB", "RGBA")
+
+
+def test_decode_takes_the_first_frame_of_an_animation() -> None:
+    decoded, _ = decode(images.animated_gif(3, (48, 32)), 48)
+    first = images.reopen(images.animated_gif(3, (48, 32))).convert("RGB")
+    assert decoded.size == (48, 32)
+    assert images.psnr(decoded.convert("RGB"), first) == float("inf")
+
+
+# -- orientation -------------------------------------------------------------------------------
+
+
+def _assert_upright(img: Image.Image, size: tuple[int, int]) -> None:
+    assert img.size == size
+    w, h = img.size
+    corner = max(2, w // 8)
+    assert images.near(images.mean(img, (0, 0, corner, corner)), images.RED, 30), "top-left is not red"
+    assert images.near(images.mean(img, (w - corner, 0, w, corner)), images.BLUE, 30), "top-right is not blue"
+    assert images.near(images.mean(img, (0, h - corner, corner, h)), images.GREY, 30), "bottom-left is not grey"
+    assert images.near(images.mean(img, (w - corner, h - corner, w, h)), images.GREY, 30), "bottom-right not grey"
+
+
+def test_the_marker_image_is_asymmetric() -> None:
+    """The check can tell all eight orientations apart: only the identity keeps both markers in place."""
+    upright = images.markers()
+    for orientation in range(2, 9):
+        stored = images.store_with_orientation(upright, orientation)
+        if stored.size == upright.size:
+            with pytest.raises(AssertionError):
+                _assert_upright(stored, upright.size)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_decode_shows_the_image_upright(fmt: str, orientation: int) -> None:
+    data = images.oriented_jpeg(orientation, (96, 64), fmt=fmt)
+    decoded, _ = decode(data, 96)
+    _assert_upright(decoded, (96, 64))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_decode_with_a_jpeg_draft_keeps_the_orientation(orientation: int) -> None:
+    """At half scale (a DCT draft), with the draft size computed in the stored orientation."""
+    data = images.oriented_jpeg(orientation, (192, 128))
+    decoded, _ = decode(data, 96)
+    _assert_upright(decoded, (96, 64))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_inspect_and_decode_agree_on_the_display_width(fmt: str, orientation: int) -> None:
+    """The resize step plans widths from ImageInfo: its display width must be the decoded width."""
+    data = images.oriented_jpeg(orientation, (96, 64), fmt=fmt)
+    info = inspection.inspect(data, data, len(data), Limits(1 << 30, MAX_PIXELS, ""))
+    display_width = info["height"] if info["orientation"] in (5, 6, 7, 8) else info["width"]
+    assert display_width == decode(data, 96)[0].width == 96
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"garbage" * 10,
+        b"II*\x00\xff\xff\xff\x7f",
+        b"MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03",
+        b"II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x09\x00\x00\x00",  # orientation 9
+    ],
+)
+def test_a_broken_exif_block_still_decodes(payload: bytes) -> None:
+    data = images.broken_exif_jpeg(payload, (64, 48))
+    decoded, _ = decode(data, 64)
+    assert decoded.size == (64, 48)
+    assert images.psnr(decoded, images.photo((64, 48))) > 20  # the same picture (another one scores < 12)
+
+
+# -- JPEG draft --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_jpeg() -> bytes:
+    return images.encode(images.photo((4000, 3000)), "JPEG", quality=85)
+
+
+@pytest.fixture(scope="module")
+def big_jpeg_rotated() -> bytes:
+    """4000x3000 as stored, 3000x4000 upright."""
+    return images.encode(images.photo((4000, 3000)), "JPEG", quality=85, exif=images.exif(orientation=6))
+
+
+@pytest.mark.parametrize("target", [320, 100, 499, 500, 501, 1000, 1001, 2000])
+def test_jpeg_draft_decodes_small_but_never_below_the_target(big_jpeg: bytes, target: int) -> None:
+    decoded, _ = decode(big_jpeg, target)
+    assert target <= decoded.width < 4000
+    assert decoded.height * 4 == decoded.width * 3
+    if target <= 500:
+        assert decoded.size == (500, 375)  # 1/8 scale, the smallest that covers the target
+
+
+@pytest.mark.parametrize("target", [2001, 3999, 4000, 8000])
+def test_jpeg_draft_decodes_full_size_when_needed(big_jpeg: bytes, target: int) -> None:
+    decoded, _ = decode(big_jpeg, target)
+    assert decoded.size == (4000, 3000)
+
+
+@pytest.mark.parametrize("target", [320, 1000])
+def test_jpeg_draft_with_a_rotated_jpeg(big_jpeg_rotated: bytes, target: int) -> None:
+    decoded, _ = decode(big_jpeg_rotated, target)
+    assert target <= decoded.width < 3000
+    assert decoded.width * 4 == decoded.height * 3  # upright: portrait
+
+
+def test_jpeg_draft_also_applies_to_mpo() -> None:
+    """Many phone photos carry a second image after the first (MPO); they are JPEGs to decode."""
+    data = images.encode(
+        images.photo((1600, 1200)), "MPO", save_all=True, append_images=[images.photo((160, 120), seed=2)]
+    )
+    assert images.reopen(data).format == "MPO"
+    decoded, _ = decode(data, 320)
+    assert decoded.size == (400, 300)
+    full = images.reopen(data).convert("RGB").resize((400, 300), Image.Resampling.LANCZOS)
+    assert images.psnr(decoded, full) > 30
+
+
+def test_jpeg_draft_keeps_the_colour_mode() -> None:
+    for mode, expected in (("L", "L"), ("CMYK", "RGB")):
+        data = images.encode(images.photo((800, 600)).convert(mode), "JPEG")
+        decoded, _ = decode(data, 100)
+        assert (decoded.mode, decoded.size) == (expected, (100, 75))
+
+
+# -- renditions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "widths"),
+    [
+        ((1200, 800), [1024, 640, 320]),
+        ((1000, 1000), [1000, 320, 16]),
+        ((333, 1000), [333, 100]),
+        ((1000, 37), [640, 320, 17]),
+        ((50, 40), [50]),
+    ],
+)
+def test_renditions_sizes(size: tuple[int, int], widths: list[int]) -> None:
+    source = images.photo(size)
+    out = list(imaging.renditions(source, imaging.plan_widths(size[0], widths)))
+    assert [r.width for r in out] == sorted(widths, reverse=True)
+    for r in out:
+        assert r.image.size == (r.width, r.height)
+        assert r.width <= size[0]
+        assert abs(r.height - size[1] * r.width / size[0]) <= 1  # aspect kept (to a pixel of rounding)
+        assert r.image.mode == source.mode
+
+
+def test_a_rendition_at_the_source_width_is_the_source_itself() -> None:
+    source = images.photo((300, 200))
+    first, second = imaging.renditions(source, [300, 100])
+    assert first.image is source
+    assert (second.width, second.height) == (100, 67)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_renditions_keep_the_mode(mode: str) -> None:
+    source = images.in_mode(mode, (400, 300))
+    assert {r.image.mode for r in imaging.renditions(source, [200, 100])} == {mode}
+
+
+def test_renditions_are_chained_from_the_previous_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    sources: list[tuple[int, int]] = []
+    real_resize = Image.Image.resize
+
+    def spy(self: Image.Image, size: tuple[int, int], *args: object, **kwargs: object) -> Image.Image:
+        sources.append(self.size)
+        return real_resize(self, size, *args, **kwargs)  # type: ignore[arg-type]
+
+    source = images.photo((1200, 900), noise=0)
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    out = list(imaging.renditions(source, [800, 400, 200]))
+    assert sources == [(1200, 900), (800, 600), (400, 300)]
+    assert [r.image.size for r in out] == [(800, 600), (400, 300), (200, 150)]
+
+
+def test_renditions_are_lazy() -> None:
+    gen = imaging.renditions(images.photo((100, 100)), [50])
+    assert isinstance(gen, Iterator)
+
+
+# -- quality -----------------------------------------------------------------------------------
+
+
+def test_chained_renditions_lose_no_quality_against_a_single_resize() -> None:
+    """Against an ideal 4x box reduction, the chain is within 0.5 dB of one LANCZOS pass."""
+    source = images.photo((1280, 960))
+    ideal = source.reduce(4)
+    direct = source.resize((320, 240), Image.Resampling.LANCZOS)
+    chained = list(imaging.renditions(source, [1024, 640, 320]))[-1].image
+    assert images.psnr(chained, ideal) >= images.psnr(direct, ideal) - 0.5
+    assert images.psnr(chained, direct) > 40
+
+
+@pytest.mark.parametrize("widths", [[320], [640, 320], [1024, 640, 320], [960, 320]])
+def test_the_pipeline_matches_a_full_decode_reference(widths: list[int]) -> None:
+    """Draft decode + chained resizes vs a full-size decode resized once with LANCZOS."""
+    source = images.photo((1280, 960))
+    data = images.encode(source, "JPEG", quality=92)
+    reference = images.reopen(data).convert("RGB").resize((320, 240), Image.Resampling.LANCZOS)
+    decoded, _ = decode(data, widths[0])
+    assert decoded.width >= widths[0]
+    result = list(imaging.renditions(decoded, imaging.plan_widths(decoded.width, widths)))[-1].image
+    assert result.size == (320, 240)
+    assert images.psnr(result, reference) > 35
+    ideal = source.reduce(4)
+    assert images.psnr(result, ideal) >= images.psnr(reference, ideal) - 0.5
+
+
+# -- lossless intermediates --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("icc", [None, "srgb"])
+def test_lossless_round_trip(mode: str, icc: str | None) -> None:
+    source = images.in_mode(mode, (80, 60))
+    profile = images.srgb_profile() if icc else None
+    data = imaging.to_lossless(source, profile)
+    assert data.startswith(b"\x89PNG")
+    back, back_icc = imaging.from_lossless(data)
+    assert back.mode == mode
+    assert back.size == source.size
+    assert ImageChops.difference(back, source).getbbox(alpha_only=False) is None
+    assert back_icc == profile
+    assert images.reopen(data).info.get("icc_profile") == profile
+
+
+def test_the_icc_profile_survives_decode_and_staging() -> None:
+    profile = images.srgb_profile()
+    data = images.encode(images.photo((300, 200)), "JPEG", icc_profile=profile)
+    decoded, icc = decode(data, 100)
+    for rendition in imaging.renditions(decoded, [300, 100]):
+        back, back_icc = imaging.from_lossless(imaging.to_lossless(rendition.image, icc))
+        assert back_icc == profile
+        assert back.size == (rendition.width, rendition.height)
+
+
+def test_lossless_intermediates_carry_no_exif() -> None:
+    data = images.encode(images.photo((64, 48)), "JPEG", exif=images.exif(make="Leica", gps=True))
+    decoded, icc = decode(data, 64)
+    assert "exif" in decoded.info  # Pillow carries it along in .info...
+    staged = imaging.to_lossless(decoded, icc)
+    back, _ = imaging.from_lossless(staged)
+    assert not back.getexif()  # ...but it is not written
+    assert "exif" not in back.info
+
+
+def test_from_lossless_only_reads_png() -> None:
+    with pytest.raises(UnidentifiedImageError):
+        imaging.from_lossless(images.encode(images.photo((8, 8)), "JPEG"))
+
+
+def test_srgb_profile_is_a_valid_cached_profile() -> None:
+    profile = imaging.srgb_profile()
+    assert profile is imaging.srgb_profile()
+    assert profile[36:40] == b"acsp"
+    assert profile[16:20] == b"RGB "
+    img = Image.new("RGB", (4, 4))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", icc_profile=profile)
+    assert images.reopen(buf.getvalue()).info["icc_profile"] == profile

@@ -1,0 +1,440 @@
+"""Validation from the head and tail of an object, before any pixel is decoded."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import zipfile
+
+import pytest
+from PIL import Image, ImageFile
+
+from pipeline import inspection
+from pipeline.errors import (
+    CorruptImage,
+    EmptyObject,
+    ObjectTooLarge,
+    TooManyPixels,
+    UnsupportedFormat,
+    ValidationError,
+)
+from pipeline.inspection import HEAD_BYTES, TAIL_BYTES, NeedMoreBytes
+from pipeline.models import ImageInfo
+from pipeline.settings import Limits
+from tests import images
+
+LIMITS = Limits(max_upload_bytes=50 * 1024 * 1024, max_pixels=50_000_000, upload_prefix="uploads/")
+
+
+def inspect(data: bytes, head_bytes: int = HEAD_BYTES, limits: Limits = LIMITS) -> ImageInfo:
+    """Inspect as the validate step does: the first ``head_bytes`` and the last TAIL_BYTES of ``data``."""
+    return inspection.inspect(data[:head_bytes], data[-TAIL_BYTES:], len(data), limits)
+
+
+def inspect_growing(data: bytes, start: int = HEAD_BYTES) -> tuple[ImageInfo, list[int]]:
+    """The validate step's loop: start with HEAD_BYTES, read 16x more on NeedMoreBytes.
+
+    Returns the info and the sizes of the reads.
+    """
+    reads = [min(len(data), start)]
+    while True:
+        try:
+            return inspect(data, reads[-1]), reads
+        except NeedMoreBytes:
+            assert reads[-1] < len(data), "NeedMoreBytes with the whole object in hand"
+            reads.append(min(len(data), reads[-1] * 16))
+
+
+@pytest.fixture
+def no_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything decodes pixels."""
+
+    def forbidden(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", forbidden)
+
+
+# -- size and format ---------------------------------------------------------------------------
+
+
+def test_check_size() -> None:
+    inspection.check_size(1, LIMITS)
+    inspection.check_size(LIMITS.max_upload_bytes, LIMITS)
+    with pytest.raises(EmptyObject, match="0 bytes"):
+        inspection.check_size(0, LIMITS)
+    with pytest.raises(ObjectTooLarge, match=str(LIMITS.max_upload_bytes)):
+        inspection.check_size(LIMITS.max_upload_bytes + 1, LIMITS)
+
+
+def test_zero_bytes_is_an_empty_object() -> None:
+    with pytest.raises(EmptyObject):
+        inspection.inspect(b"", b"", 0, LIMITS)
+
+
+def test_the_size_is_checked_before_the_content() -> None:
+    head = images.encode(images.photo((32, 24)), "JPEG")
+    with pytest.raises(ObjectTooLarge):
+        inspection.inspect(head, b"", LIMITS.max_upload_bytes + 1, LIMITS)
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", "hello " * 100)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        pytest.param(b"just some words, not a picture\n" * 20, "text", id="text"),
+        pytest.param(b'{"image": "photo.jpg"}', "text", id="json"),
+        pytest.param(b"%PDF-1.7\n%\xb5\xb5\xb5\xb5\n1 0 obj\n<<>>\nendobj\n%%EOF\n", "PDF", id="pdf"),
+        pytest.param(_zip(), "ZIP", id="zip"),
+        pytest.param(gzip.compress(b"tar data" * 10), "GZIP", id="gzip"),
+        pytest.param(images.encode(images.photo((16, 16)), "BMP"), "BMP", id="bmp"),
+        pytest.param(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "SVG", id="svg"),
+        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"]), "ISO media (heic)", id="heic"),
+        pytest.param(bytes(range(256)), "unknown binary data", id="binary"),
+    ],
+)
+def test_unsupported_content_is_named(data: bytes, kind: str) -> None:
+    with pytest.raises(UnsupportedFormat) as caught:
+        inspect(data)
+    assert f"the content is {kind}," in str(caught.value)
+    assert isinstance(caught.value, ValidationError)
+
+
+def test_sniff_format() -> None:
+    assert inspection.sniff_format(images.encode(images.photo((8, 8)), "PNG")) == "PNG"
+    with pytest.raises(UnsupportedFormat, match="PDF"):
+        inspection.sniff_format(b"%PDF-1.5")
+
+
+# -- what is read ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "opened_as"),
+    [
+        ("RGB", "JPEG", "RGB"),
+        ("L", "JPEG", "L"),
+        ("CMYK", "JPEG", "CMYK"),
+        ("RGB", "PNG", "RGB"),
+        ("RGBA", "PNG", "RGBA"),
+        ("L", "PNG", "L"),
+        ("LA", "PNG", "LA"),
+        ("P", "PNG", "P"),
+        ("PT", "PNG", "P"),
+        ("1", "PNG", "1"),
+        ("I;16", "PNG", "I;16"),
+        ("RGB", "WEBP", "RGB"),
+        ("RGBA", "WEBP", "RGBA"),
+        ("RGB", "GIF", "P"),
+        ("RGB", "TIFF", "RGB"),
+        ("CMYK", "TIFF", "CMYK"),
+        ("I;16", "TIFF", "I;16"),
+        ("RGB", "AVIF", "RGB"),
+        ("RGBA", "AVIF", "RGBA"),
+    ],
+)
+def test_reads_format_size_and_mode(mode: str, fmt: str, opened_as: str) -> None:
+    data = images.encode(images.in_mode(mode, (120, 80)), fmt)
+    info = inspect(data)
+    assert info == {
+        "format": fmt,
+        "width": 120,
+        "height": 80,
+        "mode": opened_as,
+        "frames": 1,
+        "orientation": 1,
+        "has_icc": False,
+        "exif": {},
+    }
+
+
+def test_reads_only_the_header(no_pixel_decoding: None) -> None:
+    data = images.encode(images.photo((400, 300)), "PNG")
+    assert inspect(data)["width"] == 400
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF"])
+def test_reports_an_icc_profile(fmt: str) -> None:
+    data = images.encode(images.photo((40, 30)), fmt, icc_profile=images.srgb_profile())
+    assert inspect(data)["has_icc"] is True
+
+
+@pytest.mark.parametrize(
+    ("data", "frames"),
+    [
+        pytest.param(images.animated_gif(3), 3, id="gif"),
+        pytest.param(images.animated_gif(7), 7, id="gif-7"),
+        pytest.param(images.animated_webp(3), 3, id="webp"),
+        pytest.param(images.encode(images.photo((48, 32)), "GIF"), 1, id="gif-still"),
+    ],
+)
+def test_reports_frames(data: bytes, frames: int) -> None:
+    info = inspect(data)
+    assert info["frames"] == frames
+    assert (info["width"], info["height"]) == (48, 32)
+
+
+def test_reads_the_exif_summary() -> None:
+    meta = images.exif(orientation=6, make="Canon\x00\x00", model="  EOS R5 ", taken="2024:05:06 07:08:09", gps=True)
+    data = images.encode(images.photo((64, 48)), "JPEG", exif=meta)
+    info = inspect(data)
+    assert info["exif"] == {
+        "make": "Canon",
+        "model": "EOS R5",
+        "taken": "2024:05:06 07:08:09",
+        "orientation": 6,
+        "has_gps": True,
+    }
+    assert info["orientation"] == 6
+    assert (info["width"], info["height"]) == (64, 48)  # as stored; the orientation says how to show it
+
+
+def test_exif_strings_are_cut_short() -> None:
+    data = images.encode(images.photo((32, 24)), "JPEG", exif=images.exif(make="M" * 500, model="\x00 \x00"))
+    summary = inspect(data)["exif"]
+    assert summary == {"make": "M" * 64}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "AVIF"])
+def test_reads_exif_from_other_formats(fmt: str) -> None:
+    data = images.encode(images.photo((32, 24)), fmt, exif=images.exif(orientation=3, make="Pixel", gps=True))
+    info = inspect(data)
+    assert info["orientation"] == 3
+    assert info["exif"]["make"] == "Pixel"
+    assert info["exif"]["has_gps"] is True
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_reports_the_orientation_still_to_apply(orientation: int) -> None:
+    jpeg = inspect(images.oriented_jpeg(orientation))
+    assert jpeg["orientation"] == orientation
+    # The stored size: 96x64 upright is stored 64x96 when the orientation swaps the axes.
+    assert (jpeg["width"], jpeg["height"]) == ((64, 96) if orientation >= 5 else (96, 64))
+    # Pillow's TIFF reader already reports the upright size and applies the orientation on load.
+    tiff = inspect(images.oriented_jpeg(orientation, fmt="TIFF"))
+    assert (tiff["width"], tiff["height"], tiff["orientation"]) == (96, 64, 1)
+    assert tiff["exif"]["orientation"] == orientation
+
+
+@pytest.mark.parametrize("value", [0, 9, 300])
+def test_an_invalid_orientation_is_ignored(value: int) -> None:
+    data = images.encode(images.photo((32, 24)), "JPEG", exif=images.exif(orientation=value))
+    info = inspect(data)
+    assert info["orientation"] == 1
+    assert "orientation" not in info["exif"]
+
+
+BROKEN_EXIF = [
+    pytest.param(b"", id="empty"),
+    pytest.param(b"garbage" * 10, id="no-tiff-header"),
+    pytest.param(b"II*\x00\xff\xff\xff\x7f", id="ifd-offset-past-the-end"),
+    pytest.param(b"MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03", id="ifd-cut-short"),
+    pytest.param(
+        b"II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x09\x00\x00\x00", id="orientation-9"
+    ),
+    pytest.param(b"II*\x00\x08\x00\x00\x00\xff\xff" + b"\x01" * 40, id="65535-entries"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.filterwarnings("ignore:Truncated File Read")
+@pytest.mark.parametrize("payload", BROKEN_EXIF)
+def test_a_broken_exif_block_does_not_reject_the_image(payload: bytes) -> None:
+    info = inspect(images.broken_exif_jpeg(payload))
+    assert (info["format"], info["width"], info["height"], info["orientation"]) == ("JPEG", 64, 48, 1)
+
+
+# -- decompression bombs and pixel limits ------------------------------------------------------
+
+
+def test_decompression_bomb_is_rejected_before_any_decode(no_pixel_decoding: None) -> None:
+    bomb = images.png_bomb(100_000, 100_000)
+    assert len(bomb) < 200
+    with pytest.raises(TooManyPixels):
+        inspect(bomb)
+
+
+def test_decompression_bomb_with_a_lying_object_size(no_pixel_decoding: None) -> None:
+    bomb = images.png_bomb(100_000, 100_000)
+    with pytest.raises(TooManyPixels):
+        inspection.inspect(bomb, bomb, 10 * 1024 * 1024, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("size", "max_pixels", "accepted"),
+    [
+        ((10_000, 10_000), 50_000_000, False),  # above the configured limit, below Pillow's error level
+        ((10_000, 10_000), 200_000_000, True),  # a configured limit above Pillow's warning level is honoured
+        ((7_072, 7_070), 50_000_000, True),
+        ((7_072, 7_071), 50_000_000, False),
+        ((100, 100), 10_000, True),
+        ((100, 101), 10_000, False),
+    ],
+)
+def test_the_configured_pixel_limit(
+    no_pixel_decoding: None, size: tuple[int, int], max_pixels: int, accepted: bool
+) -> None:
+    limits = Limits(max_upload_bytes=LIMITS.max_upload_bytes, max_pixels=max_pixels, upload_prefix="")
+    bomb = images.png_bomb(*size)
+    if accepted:
+        assert (inspect(bomb, limits=limits)["width"], inspect(bomb, limits=limits)["height"]) == size
+    else:
+        with pytest.raises(TooManyPixels, match=f"limit is {max_pixels}"):
+            inspect(bomb, limits=limits)
+
+
+def test_a_real_image_over_the_pixel_limit() -> None:
+    data = images.encode(images.photo((160, 120)), "JPEG")
+    limits = Limits(max_upload_bytes=LIMITS.max_upload_bytes, max_pixels=160 * 120 - 1, upload_prefix="")
+    with pytest.raises(TooManyPixels):
+        inspect(data, limits=limits)
+
+
+# -- corrupt and truncated ---------------------------------------------------------------------
+
+
+def _patch(data: bytes, marker: bytes, offset: int, value: bytes) -> bytes:
+    at = data.index(marker) + offset
+    return data[:at] + value + data[at + len(value) :]
+
+
+_JPEG = images.encode(images.photo((64, 48)), "JPEG")
+_PNG = images.encode(images.photo((64, 48)), "PNG")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(_patch(_PNG, b"IHDR", 4, b"\xff"), id="png-ihdr-bad-crc"),
+        pytest.param(
+            b"\x89PNG\r\n\x1a\n"
+            + images.png_chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 10, 8, 0, 0, 0, 0))
+            + images.png_chunk(b"IEND", b""),
+            id="png-zero-width",
+        ),
+        pytest.param(
+            b"\x89PNG\r\n\x1a\n"
+            + images.png_chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 10, 7, 0, 0, 0, 0))
+            + images.png_chunk(b"IEND", b""),
+            id="png-bad-bit-depth",
+        ),
+        pytest.param(b"\x89PNG\r\n\x1a\n" + images.png_chunk(b"IEND", b""), id="png-no-ihdr"),
+        pytest.param(_patch(_JPEG, b"\xff\xc0", 7, b"\x00\x00"), id="jpeg-sof-zero-width"),
+        pytest.param(b"\xff\xd8\xff" + bytes(range(256)) * 4 + b"\xff\xd9", id="jpeg-garbage"),
+        pytest.param(b"\xff\xd8\xff\xd9", id="jpeg-soi-eoi"),
+        pytest.param(b"GIF89a" + b"\x00" * 20 + b";", id="gif-zero-size"),
+        pytest.param(b"RIFF(\x00\x00\x00WEBPVP8 " + b"\x00" * 32, id="webp-garbage"),
+        pytest.param(b"II*\x00" + struct.pack("<I", 1_000_000) + b"\x00" * 64, id="tiff-ifd-past-the-end"),
+        pytest.param(images.ftyp(b"avif", [b"avif", b"mif1"]), id="avif-ftyp-only"),
+        pytest.param(images.ftyp(b"avif", [b"avif", b"mif1"], tail=bytes(range(256))), id="avif-garbage"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_a_corrupt_header_is_a_corrupt_image(data: bytes) -> None:
+    with pytest.raises(CorruptImage):
+        inspect(data)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, -1, -2, -10])
+def test_a_truncated_file_is_a_corrupt_image(fmt: str, keep: float) -> None:
+    data = images.encode(images.photo((120, 90)), fmt)
+    cut = data[: int(len(data) * keep)] if keep > 0 else data[: int(keep)]
+    with pytest.raises(CorruptImage):
+        inspect(cut)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_truncated_large_file_is_caught_from_its_tail(fmt: str) -> None:
+    """The object is larger than the first read: the tail, read separately, misses its end marker."""
+    data = images.encode(images.photo((640, 480), noise=64), fmt)
+    assert len(data) > HEAD_BYTES + TAIL_BYTES + 5000
+    cut = data[: len(data) - 5000]
+    with pytest.raises(CorruptImage, match="truncated"):
+        inspect(cut)
+    assert inspect(data)["width"] == 640
+
+
+def test_a_webp_shorter_than_its_riff_size_is_truncated() -> None:
+    data = images.encode(images.photo((64, 48)), "WEBP")
+    # Keep the header intact but claim more bytes than there are.
+    longer = data[:4] + (len(data) + 92).to_bytes(4, "little") + data[8:]
+    with pytest.raises(CorruptImage):
+        inspect(longer)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "extra"),
+    [("JPEG", b"\x00" * 100), ("JPEG", b"appended by the camera" * 20), ("PNG", b"\x00" * 64)],
+)
+def test_harmless_trailing_bytes_are_accepted(fmt: str, extra: bytes) -> None:
+    data = images.encode(images.photo((40, 30)), fmt) + extra
+    assert inspect(data)["format"] == fmt
+
+
+# -- headers longer than the first read --------------------------------------------------------
+
+
+def test_need_more_bytes_when_the_head_stops_before_the_jpeg_sof() -> None:
+    data = images.big_header_jpeg(60_000)
+    assert data.index(b"\xff\xc0") > 60_000
+    with pytest.raises(NeedMoreBytes):
+        inspect(data, head_bytes=1024)
+    info = inspect(data, head_bytes=HEAD_BYTES)
+    assert (info["width"], info["height"], info["exif"]["make"]) == (64, 48, "BigHeader")
+
+
+def test_the_whole_head_given_as_the_object_is_corrupt_not_incomplete() -> None:
+    """NeedMoreBytes only when there are more bytes to read."""
+    data = images.big_header_jpeg(60_000)[:1024]
+    with pytest.raises(CorruptImage):
+        inspection.inspect(data, data, len(data), LIMITS)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "JPEG"])
+def test_need_more_bytes_when_the_head_is_cut_in_the_header(fmt: str) -> None:
+    data = images.encode(images.photo((64, 48)), fmt)
+    with pytest.raises(NeedMoreBytes):
+        inspect(data, head_bytes=12)
+
+
+def test_the_validate_loop_reads_more_until_the_header_fits() -> None:
+    data = images.big_header_jpeg(60_000)
+    # A header of about 60 KB fits in the first read of 64 KB (here, the whole object)...
+    info, reads = inspect_growing(data)
+    assert (info["width"], reads) == (64, [len(data)])
+    # ...and from a first read of 1 KB, it takes two more.
+    info, reads = inspect_growing(data, start=1024)
+    assert (info["width"], info["exif"]["make"]) == (64, "BigHeader")
+    assert reads == [1024, 16 * 1024, len(data)]
+
+
+def test_a_large_webp_is_read_until_the_riff_is_whole() -> None:
+    """Pillow needs the whole WebP to open it: validate keeps reading."""
+    data = images.encode(images.photo((800, 600), noise=96), "WEBP", quality=95)
+    assert len(data) > HEAD_BYTES
+    with pytest.raises(NeedMoreBytes):
+        inspect(data)
+    info, reads = inspect_growing(data)
+    assert (info["format"], info["width"], reads[-1]) == ("WEBP", 800, len(data))
+
+
+def test_image_open_is_never_asked_to_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """inspect() opens with the sniffed format only, so a crafted file cannot pick another decoder."""
+    seen: list[object] = []
+    real_open = Image.open
+
+    def spy(fp: object, mode: str = "r", formats: object = None) -> Image.Image:
+        seen.append(formats)
+        return real_open(fp, mode, formats)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", spy)
+    inspect(images.encode(images.photo((16, 16)), "GIF"))
+    assert seen == [["GIF"]]
