@@ -267,5 +267,5 @@ def test_watermark_and_formats_follow_configuration(
     jpeg = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key="formats.png/1200w.jpg")["Body"].read()
     with Image.open(io.BytesIO(jpeg)) as img:
         assert img.mode == "RGB"
-        corner = img.crop((0, 0, 5, 5)).getextrema()
+        corner: Any = img.crop((0, 0, 5, 5)).getextrema()
         assert all(low > 240 for low, _high in corner), "JPEG flattens transparency onto white"
