@@ -138,6 +138,7 @@ class LocalCloud:
         report: Callable[[str], None] | None = None,
         log_sink: Callable[[str, str], None] | None = None,
         event_retry_base_s: float = 1.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.host = host
         self.port = port or free_port()
@@ -145,6 +146,7 @@ class LocalCloud:
         self._report = report
         self._log_sink = log_sink
         self._event_retry_base_s = event_retry_base_s
+        self.time_scale = time_scale
         self._server: Any = None
         self._pools: dict[str, WorkerPool] = {}
         self._pools_lock = threading.Lock()
@@ -179,7 +181,7 @@ class LocalCloud:
         ):
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value
-        moto_patches.apply(self)
+        moto_patches.apply(self, time_scale=self.time_scale)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         try:
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
@@ -359,9 +361,10 @@ class LocalCloud:
             except Exception as exc:  # noqa: BLE001 - every failure goes to retry, then to the DLQ
                 error = f"{type(exc).__name__}: {exc}"
             delay = min(self._event_retry_base_s * 2 ** (attempts - 1), 60.0)
-            if attempts > max_retries or time.monotonic() - started + delay > max_age:
+            # The event's age is counted in the cloud's (scaled) time, like its sleeps.
+            if attempts > max_retries or (time.monotonic() - started) / self.time_scale + delay > max_age:
                 break
-            time.sleep(delay)
+            time.sleep(delay * self.time_scale)
         self._dead_letter(rule, target, payload, error, attempts)
 
     def _dead_letter(self, rule: Any, target: dict[str, Any], payload: str, error: str, attempts: int) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -23,6 +24,8 @@ from moto.events.models import Rule
 from moto.s3 import notifications as s3_notifications
 from moto.s3.models import FakeBucket
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 MOTO_VERSION = "5.2.5"
@@ -47,12 +50,16 @@ class _Originals:
     start_execution: Any
     lambda_invoke: Any
     function_cfn: Any
+    retrier_time: Any
+    wait_interval: Any
 
 
 @dataclass
 class _State:
     originals: _Originals | None = None
     runtime: Runtime | None = None
+    time_scale: float = 1.0
+    retry_waits: list[float] = field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -249,6 +256,32 @@ def _function_from_cfn(
     return function
 
 
+# -- 8. Retry and Wait times, scalable --------------------------------------------------------
+
+
+class _ScaledClock:
+    """Stands in for the ``time`` module in moto's retrier: sleeps ``scale`` times as long."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        with _lock:
+            _state.retry_waits.append(seconds)
+        time.sleep(seconds * _state.time_scale)
+
+
+def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
+    """moto 5.2.5 sleeps Retry intervals and Wait states for real, with no way to speed them up."""
+    _originals().wait_interval(self, env, wait_seconds * _state.time_scale)
+
+
+def retry_waits() -> list[float]:
+    """The Retry intervals the interpreter asked for (unscaled, in seconds), in order."""
+    with _lock:
+        return list(_state.retry_waits)
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -259,15 +292,18 @@ PATCHES: dict[str, str] = {
     "sfn_nameless_execution": "StepFunctionsParserBackend.start_execution",
     "lambda_runs_locally": "LambdaFunction.invoke",
     "cfn_function_layers": "LambdaFunction.create_from_cloudformation_json",
+    "scaled_time": "retrier_decl.time.sleep and WaitFunction._wait_interval",
 }
 
 
-def apply(runtime: Runtime, *, execute_state_machines: bool = True) -> None:
+def apply(runtime: Runtime, *, execute_state_machines: bool = True, time_scale: float = 1.0) -> None:
     """Install every patch and attach the runtime. Idempotent; ``remove()`` undoes it."""
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(f"the local cloud patches moto {MOTO_VERSION}; moto {moto.__version__} is installed")
     with _lock:
         _state.runtime = runtime
+        _state.time_scale = time_scale
+        _state.retry_waits.clear()
         default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = execute_state_machines
         if _state.originals is not None:
             return
@@ -279,6 +315,8 @@ def apply(runtime: Runtime, *, execute_state_machines: bool = True) -> None:
             start_execution=StepFunctionsParserBackend.start_execution,
             lambda_invoke=LambdaFunction.invoke,
             function_cfn=LambdaFunction.__dict__["create_from_cloudformation_json"],
+            retrier_time=getattr(retrier_decl, "time"),  # noqa: B009 - the module's own import of time
+            wait_interval=WaitFunction._wait_interval,
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -287,6 +325,8 @@ def apply(runtime: Runtime, *, execute_state_machines: bool = True) -> None:
         StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         LambdaFunction.invoke = _lambda_invoke  # type: ignore[method-assign]
         LambdaFunction.create_from_cloudformation_json = classmethod(_function_from_cfn)  # type: ignore[assignment,method-assign]
+        setattr(retrier_decl, "time", _ScaledClock())  # noqa: B010 - replaces that import
+        WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign,assignment]
 
 
 def remove() -> None:
@@ -302,6 +342,8 @@ def remove() -> None:
         StepFunctionsParserBackend.start_execution = originals.start_execution  # type: ignore[method-assign]
         LambdaFunction.invoke = originals.lambda_invoke  # type: ignore[method-assign]
         LambdaFunction.create_from_cloudformation_json = originals.function_cfn  # type: ignore[method-assign]
+        setattr(retrier_decl, "time", originals.retrier_time)  # noqa: B010
+        WaitFunction._wait_interval = originals.wait_interval  # type: ignore[method-assign]
         _state.originals = None
         _state.runtime = None
         default_user_config.get("stepfunctions", {}).pop("execute_state_machine", None)

@@ -1,0 +1,903 @@
+"""template.yaml, packaged and transformed offline by the real aws-sam-translator, checked resource by resource.
+
+Parameters of the template (each must exist, be used by a resource, and be accepted by the code):
+
+- RenditionWidths, OutputFormats, JpegQuality, WebpQuality, AvifQuality
+- WatermarkText, WatermarkLogo, WatermarkPosition, WatermarkOpacity, WatermarkMinWidth
+- MaxUploadBytes, MaxPixels, UploadPrefix
+- WorkflowType, LogRetentionDays
+
+aws-sam-translator leaves ``!Ref Parameter`` in place; where a test needs the value CloudFormation
+would deploy, ``helpers.Resolver`` resolves it from the parameter default or an override.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from localcloud import sam
+from pipeline.errors import ConfigurationError
+from tests.template.conftest import ARTIFACTS_BUCKET
+from tests.template.helpers import (
+    PLACEHOLDER,
+    Resolver,
+    constraint_violations,
+    env_names_in_source,
+    listify,
+    of_type,
+    props,
+    read_by,
+    references,
+    settings_classes,
+)
+
+FUNCTIONS = ("ValidateFunction", "ResizeFunction", "WatermarkFunction", "StoreFunction", "NotifyFunction")
+BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket")
+STATE_MACHINE = "ImagePipeline"
+PARAMETERS = (
+    "RenditionWidths",
+    "OutputFormats",
+    "JpegQuality",
+    "WebpQuality",
+    "AvifQuality",
+    "WatermarkText",
+    "WatermarkLogo",
+    "WatermarkPosition",
+    "WatermarkOpacity",
+    "WatermarkMinWidth",
+    "MaxUploadBytes",
+    "MaxPixels",
+    "UploadPrefix",
+    "WorkflowType",
+    "LogRetentionDays",
+)
+BASIC_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+#: Variables the settings code reads that the template deliberately leaves to the code's default.
+CODE_DEFAULT_ONLY = {
+    "CACHE_CONTROL": "Cache-Control of stored renditions: the code's default (public, one year, immutable) "
+    "is right for content-addressed keys and is not a deployment knob.",
+}
+
+#: S3 actions on a bucket (resource: the bucket ARN); every other s3: action acts on objects (bucket ARN + /key).
+S3_BUCKET_ACTIONS = frozenset({"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"})
+_OBJECT_ARN = re.compile(
+    r"^(?:\$\{(?P<attr>\w+)\.Arn\}|arn:(?:aws|\$\{AWS::Partition\}):s3:::\$\{(?P<ref>\w+)\})/(?P<key>.+)$"
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def getatt(value: Any) -> tuple[str, str] | None:
+    """(logical id, attribute) of a Fn::GetAtt in either form, else None."""
+    if isinstance(value, Mapping) and set(value) == {"Fn::GetAtt"}:
+        att = value["Fn::GetAtt"]
+        name, attribute = att.split(".", 1) if isinstance(att, str) else att
+        return str(name), str(attribute)
+    return None
+
+
+def single(resources: Mapping[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+    found = of_type(resources, kind)
+    assert len(found) == 1, f"expected one {kind}, found {sorted(found)}"
+    name, resource = next(iter(found.items()))
+    return name, dict(resource.get("Properties", {}))
+
+
+def role_statements(resources: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(role, policy name, statement) for every inline policy statement of every AWS::IAM::Role."""
+    for role_name, role in of_type(resources, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in listify(policy["PolicyDocument"]["Statement"]):
+                yield role_name, policy["PolicyName"], statement
+
+
+def role_of(resources: Mapping[str, Any], function: str) -> str:
+    target = getatt(props(resources, function)["Role"])
+    assert target is not None
+    assert target[1] == "Arn"
+    return target[0]
+
+
+def s3_object_target(resource: Any) -> tuple[str, str] | None:
+    """(bucket logical id, key pattern) of an S3 object ARN written as a Fn::Sub on a bucket."""
+    if not (isinstance(resource, Mapping) and set(resource) == {"Fn::Sub"} and isinstance(resource["Fn::Sub"], str)):
+        return None
+    match = _OBJECT_ARN.match(resource["Fn::Sub"])
+    if not match:
+        return None
+    return match.group("attr") or match.group("ref"), match.group("key")
+
+
+def statement_violations(statement: Mapping[str, Any], resources: Mapping[str, Any]) -> list[str]:
+    """Why an IAM statement is broader than "these actions on these resources of this template"."""
+    if statement.get("Effect") == "Deny":
+        return []
+    problems = [f"uses {key}" for key in ("NotAction", "NotResource", "NotPrincipal") if key in statement]
+    actions = listify(statement.get("Action", []))
+    resource_list = listify(statement.get("Resource", []))
+    if not actions:
+        problems.append("names no Action")
+    if not resource_list:
+        problems.append("names no Resource")
+    for action in actions:
+        if not isinstance(action, str) or ":" not in action or "*" in action:
+            problems.append(f"action {action!r} is not one specific action")
+    buckets = set(of_type(resources, "AWS::S3::Bucket"))
+    for resource in resource_list:
+        text = resource if isinstance(resource, str) else json.dumps(resource)
+        if resource == "*" or ":*" in text:
+            problems.append(f"resource {text} is a wildcard")
+            continue
+        if not references(resource) & set(resources):
+            problems.append(f"resource {text} names no resource of this template")
+        for action in (a for a in actions if isinstance(a, str) and a.startswith("s3:")):
+            if action in S3_BUCKET_ACTIONS:
+                target = getatt(resource)
+                if not (target and target[0] in buckets and target[1] == "Arn"):
+                    problems.append(f"{action} on {text}: not the ARN of a bucket of this template")
+            else:
+                object_target = s3_object_target(resource)
+                if not (object_target and object_target[0] in buckets):
+                    problems.append(f"{action} on {text}: not objects under a bucket of this template")
+    return problems
+
+
+def function_env(cfn: Mapping[str, Any], function: str, parameters: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a function gets once deployed (Globals merged), resolved to strings."""
+    resolve = Resolver(cfn, parameters)
+    variables = props(cfn["Resources"], function)["Environment"]["Variables"]
+    return {name: str(resolve(value)) for name, value in variables.items()}
+
+
+def code_errors(cfn: Mapping[str, Any], function_dirs: Mapping[str, Any], parameters: Mapping[str, str]) -> list[str]:
+    """ConfigurationErrors of every function's settings with the given parameter values."""
+    errors: list[str] = []
+    for function in FUNCTIONS:
+        try:
+            read_by(settings_classes(function_dirs[function] / "app.py"), function_env(cfn, function, parameters))
+        except ConfigurationError as exc:
+            errors.append(f"{function}: {exc}")
+    return errors
+
+
+# ---------------------------------------------------------------- transform and resources
+
+
+def test_transform_leaves_plain_cloudformation(cfn: dict[str, Any]) -> None:
+    assert "Transform" not in cfn
+    serverless = sorted(n for n, r in cfn["Resources"].items() if r["Type"].startswith("AWS::Serverless::"))
+    assert serverless == []
+
+
+EXPECTED_COUNTS = {
+    "AWS::S3::Bucket": 3,
+    "AWS::S3::BucketPolicy": 3,
+    "AWS::SNS::Topic": 1,
+    "AWS::SNS::TopicPolicy": 1,
+    "AWS::KMS::Key": 1,
+    "AWS::SQS::Queue": 1,
+    "AWS::SQS::QueuePolicy": 1,
+    "AWS::Lambda::Function": 5,
+    "AWS::Lambda::LayerVersion": 1,
+    "AWS::Logs::LogGroup": 5,
+    "AWS::StepFunctions::StateMachine": 1,
+    "AWS::Events::Rule": 1,
+    "AWS::CloudWatch::Alarm": 3,
+    "AWS::IAM::Role": 7,  # five functions, the state machine, the rule
+}
+
+
+def test_expected_resources_exist_by_type(resources: dict[str, Any]) -> None:
+    counts = Counter(r["Type"] for r in resources.values())
+    assert {kind: counts.get(kind, 0) for kind in EXPECTED_COUNTS} == EXPECTED_COUNTS
+    assert set(of_type(resources, "AWS::S3::Bucket")) == set(BUCKETS)
+    assert set(of_type(resources, "AWS::Lambda::Function")) == set(FUNCTIONS)
+    assert set(of_type(resources, "AWS::StepFunctions::StateMachine")) == {STATE_MACHINE}
+    assert set(of_type(resources, "AWS::SNS::Topic")) == {"Topic"}
+    assert set(of_type(resources, "AWS::KMS::Key")) == {"TopicKey"}
+    assert set(of_type(resources, "AWS::SQS::Queue")) == {"DeadLetterQueue"}
+
+
+def test_packaging_points_every_code_uri_at_an_uploaded_zip(
+    template: dict[str, Any], packaged: dict[str, Any], artifacts: list[sam.Artifact]
+) -> None:
+    by_id = {a.logical_id: a for a in artifacts}
+    assert set(by_id) == {*FUNCTIONS, "SharedLayer"}
+    for name in FUNCTIONS:
+        assert packaged["Resources"][name]["Properties"]["CodeUri"] == f"s3://{ARTIFACTS_BUCKET}/{by_id[name].key}"
+    assert packaged["Resources"]["SharedLayer"]["Properties"]["ContentUri"] == (
+        f"s3://{ARTIFACTS_BUCKET}/{by_id['SharedLayer'].key}"
+    )
+    # The loaded template itself is untouched (package works on a copy).
+    assert template["Resources"]["ValidateFunction"]["Properties"]["CodeUri"] == "functions/validate/"
+
+
+def test_definition_is_inlined_by_packaging(
+    template: dict[str, Any], packaged: dict[str, Any], cfn: dict[str, Any], asl: dict[str, Any]
+) -> None:
+    original = template["Resources"][STATE_MACHINE]["Properties"]
+    assert original["DefinitionUri"] == "statemachines/image_pipeline.asl.json"
+    inlined = packaged["Resources"][STATE_MACHINE]["Properties"]
+    assert "DefinitionUri" not in inlined
+    assert inlined["Definition"] == asl
+    definition = props(cfn["Resources"], STATE_MACHINE)["DefinitionString"]
+    if isinstance(definition, Mapping):  # aws-sam-translator emits {"Fn::Join": ["\n", [lines...]]}
+        separator, lines = definition["Fn::Join"]
+        assert all(isinstance(line, str) for line in lines), "the definition should need no intrinsic function"
+        definition = separator.join(lines)
+    assert json.loads(definition) == asl
+
+
+# ---------------------------------------------------------------- event rule -> state machine
+
+
+def test_source_bucket_sends_events_to_eventbridge(resources: dict[str, Any]) -> None:
+    notification = props(resources, "SourceBucket")["NotificationConfiguration"]
+    assert notification["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+
+
+def test_rule_matches_object_created_under_the_upload_prefix(resources: dict[str, Any]) -> None:
+    _, rule = single(resources, "AWS::Events::Rule")
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "SourceBucket"}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": {"Ref": "UploadPrefix"}}]
+    assert rule.get("State", "ENABLED") == "ENABLED"
+
+
+def test_rule_targets_the_state_machine_with_retries_and_a_dead_letter_queue(resources: dict[str, Any]) -> None:
+    _, rule = single(resources, "AWS::Events::Rule")
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Ref": STATE_MACHINE}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+    assert getatt(target["DeadLetterConfig"]["Arn"]) == ("DeadLetterQueue", "Arn")
+    role = getatt(target["RoleArn"])
+    assert role is not None
+    granted = [
+        (statement["Action"], statement["Resource"])
+        for name, _, statement in role_statements(resources)
+        if name == role[0]
+    ]
+    assert granted == [("states:StartExecution", {"Ref": STATE_MACHINE})]
+
+
+def test_dead_letter_queue_accepts_messages_from_the_rule(resources: dict[str, Any]) -> None:
+    rule_name, _ = single(resources, "AWS::Events::Rule")
+    _, policy = single(resources, "AWS::SQS::QueuePolicy")
+    assert policy["Queues"] == [{"Ref": "DeadLetterQueue"}]
+    [statement] = listify(policy["PolicyDocument"]["Statement"])
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert getatt(statement["Resource"]) == ("DeadLetterQueue", "Arn")
+    # The rule's logical id is generated by aws-sam-translator: the condition must name the real one.
+    assert getatt(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == (rule_name, "Arn")
+
+
+# ---------------------------------------------------------------- definition substitutions
+
+
+def test_definition_substitutions_cover_every_placeholder_and_nothing_else(
+    template: dict[str, Any], cfn: dict[str, Any], asl_text: str
+) -> None:
+    placeholders = set(PLACEHOLDER.findall(asl_text))
+    assert placeholders, "the ASL should take its ARNs from DefinitionSubstitutions"
+    for where, substitutions in (
+        ("template.yaml", template["Resources"][STATE_MACHINE]["Properties"]["DefinitionSubstitutions"]),
+        ("transformed", props(cfn["Resources"], STATE_MACHINE)["DefinitionSubstitutions"]),
+    ):
+        missing = placeholders - set(substitutions)
+        extra = set(substitutions) - placeholders
+        assert not missing, f"{where}: no substitution for {sorted(missing)}"
+        assert not extra, f"{where}: substitutions the definition never uses: {sorted(extra)}"
+
+
+def test_substitutions_point_each_state_at_its_own_function(cfn: dict[str, Any], asl: dict[str, Any]) -> None:
+    substitutions = props(cfn["Resources"], STATE_MACHINE)["DefinitionSubstitutions"]
+    invoked = set()
+    for name, state in asl["States"].items():
+        if state.get("Resource") != "arn:aws:states:::lambda:invoke":
+            continue
+        match = re.fullmatch(r"\$\{(\w+)\}", state["Parameters"]["FunctionName"])
+        assert match, f"{name}: FunctionName should be a substitution"
+        assert getatt(substitutions[match.group(1)]) == (f"{name}Function", "Arn"), name
+        invoked.add(f"{name}Function")
+    assert invoked == set(FUNCTIONS)
+    topics = {s["Parameters"]["TopicArn"] for s in asl["States"].values() if "TopicArn" in s.get("Parameters", {})}
+    assert topics == {"${TopicArn}"}
+    assert substitutions["TopicArn"] == {"Ref": "Topic"}
+
+
+def test_state_machine_role_grants_what_the_definition_uses(resources: dict[str, Any]) -> None:
+    role = getatt(props(resources, STATE_MACHINE)["RoleArn"])
+    assert role is not None
+    granted: dict[str, set[str]] = {}
+    for name, _, statement in role_statements(resources):
+        if name == role[0]:
+            for action in listify(statement["Action"]):
+                granted.setdefault(action, set()).update(references(statement["Resource"]))
+    assert granted == {
+        "lambda:InvokeFunction": set(FUNCTIONS),
+        "sns:Publish": {"Topic"},
+        "kms:GenerateDataKey": {"TopicKey"},
+        "kms:Decrypt": {"TopicKey"},
+    }
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_iam_statements_name_specific_actions_and_resources(resources: dict[str, Any]) -> None:
+    statements = list(role_statements(resources))
+    assert len({role for role, _, _ in statements}) == EXPECTED_COUNTS["AWS::IAM::Role"]
+    violations = [
+        f"{role}/{policy}: {problem}\n    {json.dumps(statement)}"
+        for role, policy, statement in statements
+        for problem in statement_violations(statement, resources)
+    ]
+    assert not violations, "IAM statements broader than needed:\n" + "\n".join(violations)
+
+
+BROAD_STATEMENTS = {
+    "any action": {"Effect": "Allow", "Action": "*", "Resource": {"Fn::GetAtt": ["TopicKey", "Arn"]}},
+    "service wildcard": {"Effect": "Allow", "Action": "s3:*", "Resource": {"Fn::Sub": "${SourceBucket.Arn}/*"}},
+    "action prefix wildcard": {
+        "Effect": "Allow",
+        "Action": "s3:Get*",
+        "Resource": {"Fn::Sub": "${SourceBucket.Arn}/*"},
+    },
+    "any resource": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+    "any bucket": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::*/*"},
+    "literal bucket": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::somebody-else/*"},
+    "bucket name prefix": {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${StagingBucket.Arn}*"},
+    },
+    "objects of a non-bucket": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${Topic}/*"}},
+    "list on objects": {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": {"Fn::Sub": "${SourceBucket.Arn}/*"}},
+    "any topic": {
+        "Effect": "Allow",
+        "Action": "sns:Publish",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*"},
+    },
+    "not action": {"Effect": "Allow", "NotAction": "s3:DeleteObject", "Resource": {"Fn::GetAtt": ["Topic", "Arn"]}},
+}
+
+
+@pytest.mark.parametrize("statement", BROAD_STATEMENTS.values(), ids=BROAD_STATEMENTS.keys())
+def test_iam_check_flags_broad_statements(statement: dict[str, Any], resources: dict[str, Any]) -> None:
+    """Negative control: the check above does fail on the statements it is meant to catch."""
+    assert statement_violations(statement, resources)
+
+
+def test_managed_policies_are_only_lambda_basic_execution(resources: dict[str, Any]) -> None:
+    """Managed policies are not checked statement by statement, so only one is allowed.
+
+    AWSLambdaBasicExecutionRole (logs:CreateLogGroup/CreateLogStream/PutLogEvents) is what every
+    function needs to write to its log group; aws-sam-translator attaches it to each function role.
+    The state machine and the event rule roles get no managed policy. Every other permission is an
+    inline statement, checked by test_iam_statements_name_specific_actions_and_resources.
+    """
+    function_roles = {role_of(resources, f) for f in FUNCTIONS}
+    assert len(function_roles) == len(FUNCTIONS), "each function should have a role of its own"
+    for name, role in of_type(resources, "AWS::IAM::Role").items():
+        attached = role["Properties"].get("ManagedPolicyArns", [])
+        assert attached == ([BASIC_EXECUTION_ROLE] if name in function_roles else []), name
+    # No permissions hide in standalone policies either.
+    assert not of_type(resources, "AWS::IAM::Policy")
+    assert not of_type(resources, "AWS::IAM::ManagedPolicy")
+
+
+EXPECTED_S3_ACCESS = {
+    "ValidateFunction": {
+        ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),
+        ("s3:ListBucket", "SourceBucket", ""),
+    },
+    "ResizeFunction": {
+        ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),
+        ("s3:PutObject", "StagingBucket", "staging/*"),
+    },
+    "WatermarkFunction": {
+        ("s3:GetObject", "StagingBucket", "staging/*"),
+        ("s3:PutObject", "StagingBucket", "staging/*"),
+    },
+    "StoreFunction": {
+        ("s3:GetObject", "StagingBucket", "staging/*"),
+        ("s3:DeleteObject", "StagingBucket", "staging/*"),
+        ("s3:ListBucket", "StagingBucket", ""),
+        ("s3:GetObject", "DestinationBucket", "*"),
+        ("s3:PutObject", "DestinationBucket", "*"),
+        ("s3:ListBucket", "DestinationBucket", ""),
+    },
+    "NotifyFunction": set(),
+}
+
+
+def s3_access(resources: Mapping[str, Any], role: str) -> set[tuple[str, str, str]]:
+    access: set[tuple[str, str, str]] = set()
+    for name, _, statement in role_statements(resources):
+        if name != role or statement.get("Effect") != "Allow":
+            continue
+        for action in (a for a in listify(statement["Action"]) if a.startswith("s3:")):
+            for resource in listify(statement["Resource"]):
+                object_target = s3_object_target(resource)
+                bucket_target = getatt(resource)
+                if object_target:
+                    access.add((action, *object_target))
+                elif bucket_target:
+                    access.add((action, bucket_target[0], ""))
+                else:
+                    access.add((action, json.dumps(resource), "?"))
+    return access
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_s3_access_is_exactly_what_the_step_needs(function: str, resources: dict[str, Any]) -> None:
+    assert s3_access(resources, role_of(resources, function)) == EXPECTED_S3_ACCESS[function]
+
+
+def test_nothing_writes_to_the_source_bucket(resources: dict[str, Any]) -> None:
+    """A write to the source bucket would be an upload of its own: a loop, or a lost original."""
+    writes = {
+        (role, action)
+        for role in of_type(resources, "AWS::IAM::Role")
+        for action, bucket, _ in s3_access(resources, role)
+        if bucket == "SourceBucket" and action not in ("s3:GetObject", "s3:ListBucket")
+    }
+    assert writes == set()
+    state_machine_role = getatt(props(resources, STATE_MACHINE)["RoleArn"])
+    assert state_machine_role is not None
+    assert s3_access(resources, state_machine_role[0]) == set(), "the workflow itself never touches S3"
+
+
+def test_list_permissions_are_scoped_to_the_prefixes(resources: dict[str, Any], template: dict[str, Any]) -> None:
+    staging_prefix = template["Globals"]["Function"]["Environment"]["Variables"]["STAGING_PREFIX"]
+    conditions = {
+        (role, statement["Resource"]["Fn::GetAtt"][0]): statement.get("Condition")
+        for role, _, statement in role_statements(resources)
+        if statement.get("Action") == "s3:ListBucket"
+    }
+    # HeadObject carries no s3:prefix, so a prefix condition here would turn "missing" (404)
+    # back into "forbidden" (403): validate's ListBucket is unconditioned on purpose.
+    assert conditions[(role_of(resources, "ValidateFunction"), "SourceBucket")] is None
+    assert conditions[(role_of(resources, "StoreFunction"), "StagingBucket")] == {
+        "StringLike": {"s3:prefix": f"{staging_prefix}*"}
+    }
+
+
+def test_staging_prefix_is_the_same_in_env_iam_and_lifecycle(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    staging_prefix = template["Globals"]["Function"]["Environment"]["Variables"]["STAGING_PREFIX"]
+    assert staging_prefix.endswith("/")
+    keys = {
+        key
+        for role in of_type(resources, "AWS::IAM::Role")
+        for _, bucket, key in s3_access(resources, role)
+        if bucket == "StagingBucket" and key
+    }
+    assert keys == {f"{staging_prefix}*"}
+    rules = props(resources, "StagingBucket")["LifecycleConfiguration"]["Rules"]
+    expiring = [r for r in rules if r.get("Status") == "Enabled" and r.get("ExpirationInDays")]
+    assert expiring, "the staging bucket should expire intermediates"
+    assert {r.get("Prefix", r.get("Filter", {}).get("Prefix", "")) for r in expiring} <= {staging_prefix, ""}
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_function_list_matches_the_template(template: dict[str, Any]) -> None:
+    assert set(of_type(template["Resources"], "AWS::Serverless::Function")) == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_runtime_architecture_and_layer(function: str, resources: dict[str, Any]) -> None:
+    properties = props(resources, function)
+    assert properties["Runtime"] == "python3.12"
+    assert properties["Architectures"] == ["arm64"]
+    layer, layer_props = single(resources, "AWS::Lambda::LayerVersion")
+    assert layer.startswith("SharedLayer")
+    assert properties["Layers"] == [{"Ref": layer}]
+    assert "python3.12" in layer_props["CompatibleRuntimes"]
+    assert "arm64" in layer_props["CompatibleArchitectures"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_logs_to_its_own_group_with_the_retention_parameter(function: str, resources: dict[str, Any]) -> None:
+    log_group = props(resources, function)["LoggingConfig"]["LogGroup"]
+    assert log_group == {"Ref": function.removesuffix("Function") + "LogGroup"}
+    group = resources[log_group["Ref"]]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_log_groups_are_not_shared(resources: dict[str, Any]) -> None:
+    groups = [json.dumps(props(resources, f)["LoggingConfig"]["LogGroup"]) for f in FUNCTIONS]
+    assert len(set(groups)) == len(FUNCTIONS)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_handler_exists(function: str, resources: dict[str, Any], function_dirs: dict[str, Any]) -> None:
+    module, handler = props(resources, function)["Handler"].rsplit(".", 1)
+    tree = ast.parse((function_dirs[function] / f"{module}.py").read_text(encoding="utf-8"))
+    assert handler in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_function_timeouts_fit_inside_their_task_timeouts(resources: dict[str, Any], asl: dict[str, Any]) -> None:
+    """A function's own timeout must fire first, so it reports Sandbox.Timedout rather than the task timing out."""
+    for name, state in asl["States"].items():
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+            timeout = props(resources, f"{name}Function")["Timeout"]
+            assert timeout < state["TimeoutSeconds"], f"{name}: function {timeout}s, task {state['TimeoutSeconds']}s"
+
+
+# ---------------------------------------------------------------- env contract: template <-> settings.py
+
+EXPECTED_VARIABLES = {
+    "ValidateFunction": {"MAX_UPLOAD_BYTES", "MAX_PIXELS", "UPLOAD_PREFIX"},
+    "ResizeFunction": {"RENDITION_WIDTHS", "MAX_PIXELS", "STAGING_BUCKET", "STAGING_PREFIX"},
+    "WatermarkFunction": {
+        "OUTPUT_FORMATS",
+        "JPEG_QUALITY",
+        "WEBP_QUALITY",
+        "AVIF_QUALITY",
+        "WATERMARK_TEXT",
+        "WATERMARK_LOGO",
+        "WATERMARK_POSITION",
+        "WATERMARK_OPACITY",
+        "WATERMARK_MIN_WIDTH",
+        "STAGING_BUCKET",
+        "STAGING_PREFIX",
+    },
+    "StoreFunction": {"DESTINATION_BUCKET", "STAGING_BUCKET", "STAGING_PREFIX", "UPLOAD_PREFIX"},
+    "NotifyFunction": {"TOPIC_ARN"},
+}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_env_covers_every_variable_its_settings_read(
+    function: str, cfn: dict[str, Any], function_dirs: dict[str, Any]
+) -> None:
+    classes = settings_classes(function_dirs[function] / "app.py")
+    assert classes, f"{function} builds no settings at import time"
+    env = function_env(cfn, function)
+    read = read_by(classes, env)  # ConfigurationError here: a parameter default the code rejects
+    missing = read - env.keys() - CODE_DEFAULT_ONLY.keys()
+    assert not missing, f"{function} reads {sorted(missing)} but template.yaml does not set them"
+    # The recording saw exactly what settings.py reads (so a variable cannot slip past it).
+    in_source = set().union(*(env_names_in_source(cls.__name__)[0] for cls in classes))
+    assert read == in_source
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_env_has_the_known_variables(function: str, cfn: dict[str, Any]) -> None:
+    """The contract spelled out by hand, independently of the recording above."""
+    assert EXPECTED_VARIABLES[function] <= set(function_env(cfn, function))
+
+
+def test_variables_name_the_right_resources(resources: dict[str, Any]) -> None:
+    def raw(function: str) -> dict[str, Any]:
+        return dict(props(resources, function)["Environment"]["Variables"])
+
+    for function in FUNCTIONS:
+        assert raw(function)["STAGING_BUCKET"] == {"Ref": "StagingBucket"}
+        assert raw(function)["UPLOAD_PREFIX"] == {"Ref": "UploadPrefix"}
+    assert raw("StoreFunction")["DESTINATION_BUCKET"] == {"Ref": "DestinationBucket"}
+    assert raw("NotifyFunction")["TOPIC_ARN"] == {"Ref": "Topic"}
+    assert raw("ValidateFunction")["MAX_PIXELS"] == raw("ResizeFunction")["MAX_PIXELS"] == {"Ref": "MaxPixels"}
+
+
+def test_every_variable_the_template_sets_is_read_by_the_code(
+    cfn: dict[str, Any], function_dirs: dict[str, Any]
+) -> None:
+    """A misspelt variable (MAX_PIXEL) would leave the code on its default without any error."""
+    read: set[str] = set()
+    for function in FUNCTIONS:
+        for cls in settings_classes(function_dirs[function] / "app.py"):
+            read |= env_names_in_source(cls.__name__)[0]
+    set_by_template = {name for f in FUNCTIONS for name in function_env(cfn, f) if not name.startswith("POWERTOOLS_")}
+    assert set_by_template - read == set()
+    assert set(CODE_DEFAULT_ONLY) <= read, "CODE_DEFAULT_ONLY names a variable nothing reads any more"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_contract_check_fails_when_a_variable_is_missing(
+    function: str, cfn: dict[str, Any], function_dirs: dict[str, Any]
+) -> None:
+    """Negative control: drop each variable the template provides, and the check above reports it."""
+    classes = settings_classes(function_dirs[function] / "app.py")
+    env = function_env(cfn, function)
+    provided = read_by(classes, env) & env.keys()
+    assert provided
+    for variable in sorted(provided):
+        reduced = {k: v for k, v in env.items() if k != variable}
+        try:
+            read = read_by(classes, reduced)
+        except ConfigurationError:
+            continue  # a required variable: from_env itself refuses to start
+        assert variable in read - reduced.keys() - CODE_DEFAULT_ONLY.keys(), variable
+
+
+@pytest.mark.parametrize(
+    ("parameter", "bad_default"),
+    [("OutputFormats", "gif"), ("RenditionWidths", "8"), ("WatermarkPosition", "middle"), ("WatermarkOpacity", "2")],
+)
+def test_contract_check_fails_on_a_bad_default(
+    parameter: str, bad_default: str, cfn: dict[str, Any], function_dirs: dict[str, Any]
+) -> None:
+    """Negative control: a default the code rejects makes from_env raise, which fails the contract test."""
+    broken = copy.deepcopy(cfn)
+    broken["Parameters"][parameter]["Default"] = bad_default
+    assert code_errors(broken, function_dirs, {}), f"{parameter}={bad_default!r} went unnoticed"
+    assert code_errors(cfn, function_dirs, {}) == []
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_parameters_are_the_documented_ones(template: dict[str, Any]) -> None:
+    assert set(template["Parameters"]) == set(PARAMETERS)
+    assert __doc__ is not None
+    documented = set(re.findall(r"\b[A-Z][a-zA-Z]+\b", __doc__.split("Parameters of the template", 1)[1]))
+    assert set(PARAMETERS) <= documented
+
+
+@pytest.mark.parametrize("parameter", PARAMETERS)
+def test_parameter_is_used_by_a_resource(parameter: str, cfn: dict[str, Any]) -> None:
+    users = [name for name, resource in cfn["Resources"].items() if parameter in references(resource)]
+    assert users, f"{parameter} is declared but no resource uses it"
+
+
+@pytest.mark.parametrize("parameter", PARAMETERS)
+def test_parameter_default_satisfies_its_own_constraints(parameter: str, template: dict[str, Any]) -> None:
+    definition = template["Parameters"][parameter]
+    assert "Default" in definition
+    assert constraint_violations(definition, str(definition["Default"])) == []
+
+
+def test_workflow_type_allows_standard_and_express(template: dict[str, Any]) -> None:
+    definition = template["Parameters"]["WorkflowType"]
+    assert set(definition["AllowedValues"]) == {"STANDARD", "EXPRESS"}
+    assert definition["Default"] == "STANDARD"
+
+
+ACCEPTED_VALUES = [
+    ("JpegQuality", "1"),
+    ("JpegQuality", "95"),
+    ("WebpQuality", "1"),
+    ("WebpQuality", "100"),
+    ("AvifQuality", "1"),
+    ("AvifQuality", "100"),
+    ("WatermarkMinWidth", "0"),
+    ("MaxUploadBytes", "1"),
+    ("MaxPixels", "1"),
+    ("RenditionWidths", "16"),
+    ("RenditionWidths", "16384"),
+    ("RenditionWidths", "320,2048,1024"),
+    ("OutputFormats", "jpeg"),
+    ("OutputFormats", "webp"),
+    ("OutputFormats", "avif"),
+    ("OutputFormats", "avif,webp,jpeg"),
+    ("WatermarkPosition", "bottom-right"),
+    ("WatermarkPosition", "bottom-left"),
+    ("WatermarkPosition", "top-right"),
+    ("WatermarkPosition", "top-left"),
+    ("WatermarkPosition", "center"),
+    ("WatermarkOpacity", "0"),
+    ("WatermarkOpacity", "0.25"),
+    ("WatermarkOpacity", "1"),
+    ("WatermarkOpacity", "1.0"),
+    ("WatermarkText", ""),
+    ("WatermarkText", "© imgpipe"),
+    ("WatermarkLogo", ""),
+    ("WatermarkLogo", "logo.png"),
+    ("UploadPrefix", ""),
+    ("UploadPrefix", "uploads/"),
+    ("UploadPrefix", "a/b.c/"),
+]
+
+
+@pytest.mark.parametrize(("parameter", "value"), ACCEPTED_VALUES, ids=[f"{p}={v!r}" for p, v in ACCEPTED_VALUES])
+def test_code_accepts_values_the_parameter_allows(
+    parameter: str, value: str, template: dict[str, Any], cfn: dict[str, Any], function_dirs: dict[str, Any]
+) -> None:
+    assert constraint_violations(template["Parameters"][parameter], value) == [], "probe outside the constraints"
+    assert code_errors(cfn, function_dirs, {parameter: value}) == []
+
+
+REJECTED_VALUES = [
+    pytest.param("JpegQuality", "96", id="JpegQuality='96'"),
+    pytest.param("WebpQuality", "0", id="WebpQuality='0'"),
+    pytest.param("AvifQuality", "101", id="AvifQuality='101'"),
+    pytest.param("MaxUploadBytes", "0", id="MaxUploadBytes='0'"),
+    pytest.param("OutputFormats", "gif", id="OutputFormats='gif'"),
+    pytest.param("WatermarkPosition", "middle", id="WatermarkPosition='middle'"),
+    pytest.param("WatermarkOpacity", "1.5", id="WatermarkOpacity='1.5'"),
+    pytest.param("UploadPrefix", "/absolute/", id="UploadPrefix='/absolute/'"),
+    pytest.param("MaxUploadBytes", "5368709121", id="MaxUploadBytes='5368709121'"),
+    pytest.param("MaxPixels", "1000000001", id="MaxPixels='1000000001'"),
+    pytest.param("WatermarkMinWidth", "16385", id="WatermarkMinWidth='16385'"),
+    pytest.param("RenditionWidths", "8", id="RenditionWidths='8'"),
+    pytest.param("RenditionWidths", "20000", id="RenditionWidths='20000'"),
+    pytest.param("UploadPrefix", "../", id="UploadPrefix='../'"),
+    pytest.param("WatermarkLogo", ".png", id="WatermarkLogo='.png'"),
+]
+
+
+@pytest.mark.parametrize(("parameter", "value"), REJECTED_VALUES)
+def test_parameter_constraints_reject_what_the_code_rejects(
+    parameter: str, value: str, template: dict[str, Any], cfn: dict[str, Any], function_dirs: dict[str, Any]
+) -> None:
+    """A value the code refuses should fail the deployment, not every cold start after it."""
+    rejected_by_cloudformation = constraint_violations(template["Parameters"][parameter], value)
+    if not rejected_by_cloudformation:
+        assert code_errors(cfn, function_dirs, {parameter: value}), "probe that the code accepts"
+    assert rejected_by_cloudformation, f"{parameter}={value!r} deploys, then every function fails to start"
+
+
+# ---------------------------------------------------------------- buckets, topic, queue
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_blocks_public_access_and_is_encrypted(bucket: str, resources: dict[str, Any]) -> None:
+    properties = props(resources, bucket)
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rules = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rules
+    assert all(
+        r["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms", "aws:kms:dsse") for r in rules
+    )
+    assert properties["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_policy_denies_insecure_transport(bucket: str, resources: dict[str, Any]) -> None:
+    policies = [
+        p["Properties"]["PolicyDocument"]
+        for p in of_type(resources, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
+    assert len(policies) == 1, f"{bucket} should have exactly one bucket policy"
+    denials = [
+        s
+        for s in listify(policies[0]["Statement"])
+        if s["Effect"] == "Deny"
+        and s["Principal"] in ("*", {"AWS": "*"})
+        and "s3:*" in listify(s["Action"])
+        and str(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
+    ]
+    assert len(denials) == 1
+    covered = listify(denials[0]["Resource"])
+    assert any(getatt(r) == (bucket, "Arn") for r in covered), "the bucket itself"
+    assert any(s3_object_target(r) == (bucket, "*") for r in covered), "every object in it"
+
+
+def test_staging_bucket_expires_intermediates(resources: dict[str, Any]) -> None:
+    rules = props(resources, "StagingBucket")["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and 0 < int(r.get("ExpirationInDays", 0)) <= 7 for r in rules)
+
+
+def test_topic_is_encrypted_with_a_key_cloudwatch_can_use(resources: dict[str, Any]) -> None:
+    key_ref = props(resources, "Topic")["KmsMasterKeyId"]
+    assert key_ref == {"Ref": "TopicKey"}
+    key = props(resources, "TopicKey")
+    assert key["EnableKeyRotation"] is True
+    # An alarm publishes as cloudwatch.amazonaws.com: without these grants its messages are dropped.
+    grants = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert grants
+    actions = {a for s in grants for a in listify(s["Action"])}
+    assert "kms:Decrypt" in actions
+    assert actions & {"kms:GenerateDataKey", "kms:GenerateDataKey*"}
+
+
+def test_topic_policy_lets_cloudwatch_publish(resources: dict[str, Any]) -> None:
+    _, policy = single(resources, "AWS::SNS::TopicPolicy")
+    assert policy["Topics"] == [{"Ref": "Topic"}]
+    assert any(
+        s["Effect"] == "Allow"
+        and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        and "sns:Publish" in listify(s["Action"])
+        and s["Resource"] == {"Ref": "Topic"}
+        for s in listify(policy["PolicyDocument"]["Statement"])
+    )
+
+
+def test_dead_letter_queue_is_encrypted(resources: dict[str, Any]) -> None:
+    queue = props(resources, "DeadLetterQueue")
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 1209600, "keep undeliverable uploads as long as SQS allows (14 days)"
+
+
+# ---------------------------------------------------------------- alarms and outputs
+
+
+def alarms(resources: Mapping[str, Any], namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        a["Properties"]
+        for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == namespace and a["Properties"].get("MetricName") == metric
+    ]
+
+
+def test_alarm_on_failed_executions(resources: dict[str, Any]) -> None:
+    [alarm] = alarms(resources, "AWS/States", "ExecutionsFailed")
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": STATE_MACHINE}}]
+    assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_alarm_on_dead_letters(resources: dict[str, Any]) -> None:
+    [alarm] = alarms(resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    [dimension] = alarm["Dimensions"]
+    assert dimension["Name"] == "QueueName"
+    assert getatt(dimension["Value"]) == ("DeadLetterQueue", "QueueName")
+    assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_outputs(cfn: dict[str, Any]) -> None:
+    expected = {
+        "SourceBucketName": {"Ref": "SourceBucket"},
+        "DestinationBucketName": {"Ref": "DestinationBucket"},
+        "StagingBucketName": {"Ref": "StagingBucket"},
+        "TopicArn": {"Ref": "Topic"},
+        "StateMachineArn": {"Ref": STATE_MACHINE},
+    }
+    assert {name: cfn["Outputs"][name]["Value"] for name in expected} == expected
+
+
+# ---------------------------------------------------------------- parameter overrides
+
+
+@pytest.mark.parametrize("workflow_type", ["STANDARD", "EXPRESS"])
+def test_workflow_type_override(workflow_type: str, template: dict[str, Any], packaged: dict[str, Any]) -> None:
+    assert constraint_violations(template["Parameters"]["WorkflowType"], workflow_type) == []
+    overrides = {"WorkflowType": workflow_type}
+    transformed = sam.to_cloudformation(packaged, overrides)
+    _, state_machine = single(transformed["Resources"], "AWS::StepFunctions::StateMachine")
+    assert Resolver(transformed, overrides)(state_machine["StateMachineType"]) == workflow_type
+
+
+def test_workflow_type_defaults_to_standard(cfn: dict[str, Any]) -> None:
+    _, state_machine = single(cfn["Resources"], "AWS::StepFunctions::StateMachine")
+    assert Resolver(cfn)(state_machine["StateMachineType"]) == "STANDARD"
+
+
+def test_upload_prefix_override_reaches_rule_iam_and_code(packaged: dict[str, Any]) -> None:
+    overrides = {"UploadPrefix": "incoming/photos/"}
+    transformed = sam.to_cloudformation(packaged, overrides)
+    resolve = Resolver(transformed, overrides)
+    _, rule = single(transformed["Resources"], "AWS::Events::Rule")
+    assert resolve(rule["EventPattern"]["detail"]["object"]["key"]) == [{"prefix": "incoming/photos/"}]
+    assert function_env(transformed, "ValidateFunction", overrides)["UPLOAD_PREFIX"] == "incoming/photos/"
+    role = role_of(transformed["Resources"], "ValidateFunction")
+    reads = [
+        resolve(s["Resource"])
+        for name, _, s in role_statements(transformed["Resources"])
+        if name == role and s["Action"] == "s3:GetObject"
+    ]
+    assert reads == [f"arn:aws:s3:::{resolve({'Ref': 'SourceBucket'})}/incoming/photos/*"]
