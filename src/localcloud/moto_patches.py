@@ -326,7 +326,7 @@ def apply(runtime: Runtime, *, execute_state_machines: bool = True, time_scale: 
         LambdaFunction.invoke = _lambda_invoke  # type: ignore[method-assign]
         LambdaFunction.create_from_cloudformation_json = classmethod(_function_from_cfn)  # type: ignore[assignment,method-assign]
         setattr(retrier_decl, "time", _ScaledClock())  # noqa: B010 - replaces that import
-        WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign,assignment]
+        WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
 
 
 def remove() -> None:
