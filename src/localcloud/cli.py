@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from localcloud.cloud import LocalCloud, LocalCloudError
+from localcloud.cloud import LocalCloud, LocalCloudError, Stack
 from localcloud.runner import Result, process
 from localcloud.sam import ROOT, TemplateError
 
@@ -66,7 +66,7 @@ def _table(results: Sequence[Result]) -> Table:
         table.add_row(
             Path(r.file).name,
             f"[{style}]{r.status}[/]",
-            ", ".join(f"{o.width}w.{o.format}" for o in r.outputs),
+            ", ".join(Path(o.key).name for o in r.outputs),
             f"{size_in:,}",
             f"{size_out:,}",
             f"{r.seconds:.2f}",
@@ -75,32 +75,70 @@ def _table(results: Sequence[Result]) -> Table:
     return table
 
 
-def _run_process(files: list[Path], out: Path, parameters: dict[str, str], as_json: bool) -> int:
+class LogFile:
+    """Function output and REPORT lines, appended to one file (workers write from many threads)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = path.open("w", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._file.write(line.rstrip("\n") + "\n")
+            self._file.flush()
+
+    def sink(self, function: str, line: str) -> None:
+        self.write(f"[{function}] {line}")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _run_process(
+    files: list[Path], out: Path, parameters: dict[str, str], as_json: bool, time_scale: float = 1.0
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    with LocalCloud() as cloud:
-        stack = cloud.deploy(parameters)
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=as_json,
-        ) as progress:
-            task = progress.add_task("processing", total=len(files))
-            results = process(cloud, stack, files, out, on_progress=lambda _r: progress.advance(task))
+    log = LogFile(out / "logs" / "functions.log")
+
+    def report(line: str) -> None:
+        log.write(line)
+        if not as_json:
+            err.print(line, style="dim", highlight=False, markup=False, soft_wrap=True)
+
+    try:
+        with LocalCloud(report=report, log_sink=log.sink, time_scale=time_scale) as cloud:
+            stack = cloud.deploy(parameters)
+            results = _follow(cloud, stack, files, out, as_json)
+    finally:
+        log.close()
     if as_json:
         for result in results:
             print(result.to_json())
     else:
         Console().print(_table(results))
         saved = sum(Path(r.file).stat().st_size - sum(o.bytes for o in r.outputs) for r in results if r.outputs)
-        Console().print(f"outputs in {out}/ ; bytes saved against the originals: {saved:,}")
+        Console().print(f"outputs in {out}/ ; function logs and REPORT lines in {log.path}")
+        Console().print(f"bytes saved against the originals: {saved:,}")
     return EXIT_OK if all(r.status == "SUCCEEDED" for r in results) else EXIT_FAILED
 
 
+def _follow(cloud: LocalCloud, stack: Stack, files: list[Path], out: Path, as_json: bool) -> list[Result]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task("processing", total=len(files))
+        return process(cloud, stack, files, out, on_progress=lambda _r: progress.advance(task))
+
+
 def cmd_process(args: argparse.Namespace) -> int:
-    return _run_process(_files(args.paths), Path(args.out), _parameters(args.parameter), args.json)
+    return _run_process(_files(args.paths), Path(args.out), _parameters(args.parameter), args.json, args.time_scale)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -118,7 +156,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalCloud(host=args.host, port=args.port, report=err.print) as cloud:
+
+    def show(line: str) -> None:
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    with LocalCloud(host=args.host, port=args.port, report=show, time_scale=args.time_scale) as cloud:
         stack = cloud.deploy(_parameters(args.parameter))
         table = Table(title=f"imgpipe local cloud on {cloud.endpoint}", show_header=False)
         table.add_row("endpoint", cloud.endpoint)
@@ -161,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", help="where to write the renditions (default ./out)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="template parameter")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("demo", help="process samples/ and write a contact sheet")
@@ -172,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4566)
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
