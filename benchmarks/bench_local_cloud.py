@@ -19,7 +19,6 @@ import statistics
 import sys
 import time
 import zipfile
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -88,7 +87,7 @@ def orchestration_overhead(console: Console, executions: int) -> None:
         machine = sfn.create_state_machine(
             name="trivial", roleArn=role, definition=json.dumps({"StartAt": "S0", "States": states})
         )["stateMachineArn"]
-        for warm in range(2):  # start the workers
+        for _warm in range(2):  # start the workers
             cloud.wait_for_execution(sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"])
         cloud.stats.reports.clear()
         overheads: list[float] = []
@@ -106,7 +105,7 @@ def orchestration_overhead(console: Console, executions: int) -> None:
         table = Table(title=f"orchestration, five trivial Lambda tasks, {executions} executions")
         for column in ("figure", "median ms", "p95 ms"):
             table.add_column(column)
-        for name, values in (("execution", totals), ("overhead (execution − handlers)", overheads)):
+        for name, values in (("execution", totals), ("overhead (execution - handlers)", overheads)):
             ordered = sorted(values)
             table.add_row(name, f"{statistics.median(ordered):.1f}", f"{ordered[int(len(ordered) * 0.95) - 1]:.1f}")
         console.print(table)
