@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint format typecheck cfn-lint test test-unit run clean
+.PHONY: help venv lint format typecheck cfn-lint test test-unit test-sfn-local bench-local run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,17 @@ test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs
 
 test-unit: $(STAMP) ## Unit tests only
 	$(BIN)/pytest tests/unit
+
+SFN_LOCAL_PORT ?= 8083
+test-sfn-local: $(STAMP) ## The state-machine cases on Step Functions Local (needs Docker)
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "test-sfn-local needs a running Docker engine" >&2; exit 2; }
+	docker compose -f docker-compose.sfn-local.yml up -d
+	@for i in $$(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/$(SFN_LOCAL_PORT)) 2>/dev/null && break; sleep 1; done
+	SFN_LOCAL_ENDPOINT=http://127.0.0.1:$(SFN_LOCAL_PORT) $(BIN)/pytest tests/statemachine -k "sfn-local" -rs; \
+	  status=$$?; docker compose -f docker-compose.sfn-local.yml down; exit $$status
+
+bench-local: $(STAMP) ## Local cloud figures: upload-to-notification time, orchestration overhead
+	$(BIN)/python benchmarks/bench_local_cloud.py
 
 run: $(STAMP) ## Process the sample images on the embedded local cloud
 	$(BIN)/imgpipe demo

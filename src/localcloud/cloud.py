@@ -32,6 +32,7 @@ from typing import Any, Final, cast
 import boto3
 from botocore.config import Config
 
+from localcloud import mock_config as mock_configuration
 from localcloud import moto_patches, sam
 from localcloud.lambda_runtime import FunctionSpec, Invocation, WorkerPool
 
@@ -139,6 +140,7 @@ class LocalCloud:
         log_sink: Callable[[str, str], None] | None = None,
         event_retry_base_s: float = 1.0,
         time_scale: float = 1.0,
+        mock_config: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port()
@@ -147,6 +149,9 @@ class LocalCloud:
         self._log_sink = log_sink
         self._event_retry_base_s = event_retry_base_s
         self.time_scale = time_scale
+        # Like Step Functions Local, SFN_MOCK_CONFIG names the mock configuration file.
+        mock_path = mock_config or (Path(os.environ["SFN_MOCK_CONFIG"]) if os.environ.get("SFN_MOCK_CONFIG") else None)
+        self.mock_config = mock_configuration.load(mock_path) if mock_path else None
         self._server: Any = None
         self._pools: dict[str, WorkerPool] = {}
         self._pools_lock = threading.Lock()
@@ -181,7 +186,7 @@ class LocalCloud:
         ):
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value
-        moto_patches.apply(self, time_scale=self.time_scale)
+        moto_patches.apply(self, time_scale=self.time_scale, mock_config=self.mock_config)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         try:
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)

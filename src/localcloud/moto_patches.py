@@ -26,6 +26,7 @@ from moto.s3.models import FakeBucket
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 MOTO_VERSION = "5.2.5"
@@ -52,6 +53,7 @@ class _Originals:
     function_cfn: Any
     retrier_time: Any
     wait_interval: Any
+    execution_worker: Any
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _State:
     runtime: Runtime | None = None
     time_scale: float = 1.0
     retry_waits: list[float] = field(default_factory=list)
+    mock_config: dict[str, Any] | None = None
 
 
 _lock = threading.Lock()
@@ -282,6 +285,45 @@ def retry_waits() -> list[float]:
         return list(_state.retry_waits)
 
 
+# -- 9. Mocked responses, as Step Functions Local runs them ------------------------------------
+
+
+def _start_execution_with_mocks(
+    self: StepFunctionsParserBackend, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+) -> Any:
+    """moto 5.2.5 carries Step Functions Local's mock machinery but never loads a mock config and
+    rejects ``stateMachineArn#TestCase``. Here the test case is read from the configured file and
+    handed to the execution's worker (on this thread: the worker starts inside start_execution)."""
+    base, _, case = state_machine_arn.partition("#")
+    if case:
+        from moto.stepfunctions.exceptions import InvalidName
+
+        from localcloud import mock_config
+
+        if _state.mock_config is None:
+            raise InvalidName(f"no mock config file is loaded for test case {case!r}")
+        machine = self.describe_state_machine(base)
+        try:
+            _pending.mock_test_case = mock_config.test_case(_state.mock_config, machine.name, case)
+        except mock_config.MockConfigError as exc:
+            raise InvalidName(str(exc)) from None
+    try:
+        return _start_execution(self, base, name, *args, **kwargs)
+    finally:
+        _pending.mock_test_case = None
+
+
+def _execution_worker(self: Any) -> Any:
+    worker = _originals().execution_worker(self)
+    mock = getattr(_pending, "mock_test_case", None)
+    if mock is not None:
+        worker._mock_test_case = mock
+    return worker
+
+
+_pending = threading.local()
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -293,16 +335,24 @@ PATCHES: dict[str, str] = {
     "lambda_runs_locally": "LambdaFunction.invoke",
     "cfn_function_layers": "LambdaFunction.create_from_cloudformation_json",
     "scaled_time": "retrier_decl.time.sleep and WaitFunction._wait_interval",
+    "sfn_mock_config": "StepFunctionsParserBackend.start_execution (#Case), Execution._get_start_execution_worker",
 }
 
 
-def apply(runtime: Runtime, *, execute_state_machines: bool = True, time_scale: float = 1.0) -> None:
+def apply(
+    runtime: Runtime,
+    *,
+    execute_state_machines: bool = True,
+    time_scale: float = 1.0,
+    mock_config: dict[str, Any] | None = None,
+) -> None:
     """Install every patch and attach the runtime. Idempotent; ``remove()`` undoes it."""
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(f"the local cloud patches moto {MOTO_VERSION}; moto {moto.__version__} is installed")
     with _lock:
         _state.runtime = runtime
         _state.time_scale = time_scale
+        _state.mock_config = mock_config
         _state.retry_waits.clear()
         default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = execute_state_machines
         if _state.originals is not None:
@@ -317,16 +367,18 @@ def apply(runtime: Runtime, *, execute_state_machines: bool = True, time_scale: 
             function_cfn=LambdaFunction.__dict__["create_from_cloudformation_json"],
             retrier_time=getattr(retrier_decl, "time"),  # noqa: B009 - the module's own import of time
             wait_interval=WaitFunction._wait_interval,
+            execution_worker=Execution._get_start_execution_worker,
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
         s3_notifications._send_event_bridge_message = _send_event_bridge_message
         Rule.send_to_targets = _rule_send_to_targets  # type: ignore[method-assign]
-        StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
+        StepFunctionsParserBackend.start_execution = _start_execution_with_mocks  # type: ignore[method-assign]
         LambdaFunction.invoke = _lambda_invoke  # type: ignore[method-assign]
         LambdaFunction.create_from_cloudformation_json = classmethod(_function_from_cfn)  # type: ignore[assignment,method-assign]
         setattr(retrier_decl, "time", _ScaledClock())  # noqa: B010 - replaces that import
         WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+        Execution._get_start_execution_worker = _execution_worker  # type: ignore[method-assign]
 
 
 def remove() -> None:
@@ -344,6 +396,8 @@ def remove() -> None:
         LambdaFunction.create_from_cloudformation_json = originals.function_cfn  # type: ignore[method-assign]
         setattr(retrier_decl, "time", originals.retrier_time)  # noqa: B010
         WaitFunction._wait_interval = originals.wait_interval  # type: ignore[method-assign]
+        Execution._get_start_execution_worker = originals.execution_worker  # type: ignore[method-assign]
         _state.originals = None
         _state.runtime = None
+        _state.mock_config = None
         default_user_config.get("stepfunctions", {}).pop("execute_state_machine", None)
