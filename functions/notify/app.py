@@ -2,9 +2,11 @@
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
+from pipeline.events import NotifyEvent
 from pipeline.observability import logger, metrics, run_step
 from pipeline.settings import NotifySettings
 from pipeline.storage import Topic
@@ -15,5 +17,6 @@ TOPIC = Topic.create(SETTINGS.topic_arn)
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=NotifyEvent)
+def lambda_handler(event: NotifyEvent, context: LambdaContext) -> dict[str, Any]:
     return run_step("notify", event, lambda: steps.notify(event, SETTINGS, TOPIC))

@@ -2,9 +2,11 @@
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
+from pipeline.events import StoreEvent
 from pipeline.observability import logger, metrics, run_step
 from pipeline.settings import StoreSettings
 from pipeline.storage import S3Store
@@ -15,5 +17,6 @@ S3 = S3Store.create()
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=StoreEvent)
+def lambda_handler(event: StoreEvent, context: LambdaContext) -> dict[str, Any]:
     return run_step("store", event, lambda: steps.store(event, SETTINGS, S3))

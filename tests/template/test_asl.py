@@ -21,6 +21,7 @@ from moto.stepfunctions.parser.asl.static_analyser.express_static_analyser impor
 from moto.stepfunctions.parser.asl.static_analyser.static_analyser import StaticAnalyser
 
 from pipeline import errors
+from pipeline.events import NotifyEvent, ResizeEvent, StoreEvent, ValidateEvent, WatermarkEvent
 from tests.template.helpers import PLACEHOLDER, ROOT
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -321,35 +322,21 @@ def test_steps_run_in_order_for_each_input_shape(execution_input: dict[str, Any]
     assert set(output) >= {"upload", "validated", "resized", "watermarked", "stored", "notified"}
 
 
-def key_encodings_read_by_steps() -> set[str]:
-    """The key_encoding values steps.py acts on: ``upload.get("key_encoding") == "<value>"``."""
-    found: set[str] = set()
-    for node in ast.walk(STEPS_TREE):
-        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Call):
-            call = node.left
-            if (
-                isinstance(call.func, ast.Attribute)
-                and call.func.attr == "get"
-                and call.args
-                and isinstance(call.args[0], ast.Constant)
-                and call.args[0].value == "key_encoding"
-            ):
-                found |= {c.value for c in node.comparators if isinstance(c, ast.Constant) and isinstance(c.value, str)}
-    return found
+def reads_key_from_event(upload: dict[str, Any]) -> bool:
+    """What the validate step makes of an upload reference (the real event data class)."""
+    return ValidateEvent({"upload": upload}).key_from_event
 
 
 def test_upload_reference_is_taken_from_each_input_shape(asl: dict[str, Any]) -> None:
-    recognised = key_encodings_read_by_steps()
-    assert recognised, "steps.py should decode event keys according to key_encoding"
     _, from_event = walk(asl, EVENTBRIDGE_INPUT)
     assert from_event["upload"]["bucket"] == "source-bucket"
     assert from_event["upload"]["key"] == "uploads/holiday+photo.jpg"  # as in the event; the step decodes it
     assert from_event["upload"]["event_id"] == EVENTBRIDGE_INPUT["id"]
-    assert from_event["upload"]["key_encoding"] in recognised, "S3 event keys are form-urlencoded"
+    assert reads_key_from_event(from_event["upload"]), "a key from an S3 event may be form-urlencoded"
     _, from_manual = walk(asl, MANUAL_INPUT)
     assert from_manual["upload"]["bucket"] == "source-bucket"
     assert from_manual["upload"]["key"] == "uploads/holiday photo.jpg"
-    assert from_manual["upload"]["key_encoding"] not in recognised, "a manual key is verbatim"
+    assert not reads_key_from_event(from_manual["upload"]), "a manual key is verbatim"
 
 
 SAMPLE_INPUTS = sorted((ROOT / "events").glob("*.json"))
@@ -537,33 +524,6 @@ def returned_keys(function: str) -> set[str]:
     return keys
 
 
-def payload_reads(function: str, seen: frozenset[str] = frozenset()) -> tuple[set[str], set[str]]:
-    """(required, optional) top-level payload fields a step reads: _field(payload, "x"), payload.get("x")."""
-    required: set[str] = set()
-    optional: set[str] = set()
-    for node in ast.walk(STEP_DEFS[function]):
-        if not isinstance(node, ast.Call) or not node.args:
-            continue
-        first = node.args[0]
-        if not (isinstance(first, ast.Name) and first.id == "payload"):
-            if (
-                isinstance(node.func, ast.Attribute)
-                and node.func.attr == "get"
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "payload"
-                and isinstance(first, ast.Constant)
-            ):
-                optional.add(str(first.value))
-            continue
-        if isinstance(node.func, ast.Name) and node.func.id == "_field" and isinstance(node.args[1], ast.Constant):
-            required.add(str(node.args[1].value))
-        elif isinstance(node.func, ast.Name) and node.func.id in STEP_DEFS and node.func.id not in seen:
-            nested_required, nested_optional = payload_reads(node.func.id, seen | {function})
-            required |= nested_required
-            optional |= nested_optional
-    return required, optional
-
-
 def test_run_step_adds_elapsed_ms() -> None:
     """Every ResultSelector also picks elapsed_ms, which run_step (not the step) adds to the result."""
     tree = ast.parse((ROOT / "layers" / "shared" / "pipeline" / "observability.py").read_text(encoding="utf-8"))
@@ -587,11 +547,25 @@ def test_result_selector_picks_fields_the_step_returns(
     assert selected - returned == set()
 
 
+EVENT_CLASSES = {
+    "Validate": ValidateEvent,
+    "Resize": ResizeEvent,
+    "Watermark": WatermarkEvent,
+    "Store": StoreEvent,
+    "Notify": NotifyEvent,
+}
+
+
 @pytest.mark.parametrize("name", PIPELINE_ORDER)
 def test_payload_gives_the_step_what_it_reads(name: str, asl: dict[str, Any], function_dirs: dict[str, Path]) -> None:
-    required, optional = payload_reads(step_function(function_dirs[f"{name}Function"]))
-    assert required, "the step should read its input with _field()"
+    handler = (function_dirs[f"{name}Function"] / "app.py").read_text(encoding="utf-8")
+    event_class = EVENT_CLASSES[name]
+    assert f"@event_source(data_class={event_class.__name__})" in handler
+    required = set(event_class.required)
+    assert required, "the step's event class should name the fields it needs"
     sent = {key.removesuffix(".$") for key in asl["States"][name]["Parameters"]["Payload"]}
     assert required - sent == set(), f"{name} needs {sorted(required - sent)}"
+    properties = {n for n in dir(event_class) if isinstance(getattr(event_class, n, None), property)}
+    optional = {"durations", "started"} & properties  # read with defaults by NotifyEvent
     # "execution" is read by every handler: logger.inject_lambda_context(correlation_id_path="execution").
     assert sent - required - optional - {"execution"} == set(), f"{name} is sent fields it never reads"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import encoding, imaging, inspection, keys, messages, watermark
 from pipeline.errors import InvalidInput, SourceMissing
+from pipeline.events import NotifyEvent, ResizeEvent, StoreEvent, ValidateEvent, WatermarkEvent
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
 from pipeline.observability import logger, metrics
 from pipeline.settings import (
@@ -29,24 +29,10 @@ from pipeline.storage import S3Store, Topic
 _MANIFEST_VERSION = 1
 
 
-def _field(payload: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = payload.get(name)
-    if not isinstance(value, kind):
-        raise InvalidInput(f"the step input needs {name!r} as {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _source(payload: Mapping[str, Any]) -> ObjectRef:
-    source = _field(payload, "source", dict)
-    for name, kind in (("bucket", str), ("key", str), ("etag", str), ("size", int)):
-        _field(source, name, kind)
-    return cast(ObjectRef, source)
-
-
 # -- validate ---------------------------------------------------------------------------------
 
 
-def read_upload(payload: Mapping[str, Any], limits: Limits) -> tuple[str, list[str]]:
+def read_upload(event: ValidateEvent, limits: Limits) -> tuple[str, list[str]]:
     """Bucket and candidate keys of the upload named by the execution input.
 
     A manual input names its key verbatim. A key taken from an S3 event may be written
@@ -54,13 +40,9 @@ def read_upload(payload: Mapping[str, Any], limits: Limits) -> tuple[str, list[s
     EventBridge events have been seen with raw keys), so both readings are candidates,
     the verbatim one first, and S3 itself tells which exists.
     """
-    upload = _field(payload, "upload", dict)
-    bucket = _field(upload, "bucket", str)
-    key = _field(upload, "key", str)
-    if not bucket or not key:
-        raise InvalidInput("the upload needs a bucket and a key")
+    bucket, key = event.bucket, event.key
     candidates = [key]
-    if upload.get("key_encoding") == "event" and keys.decode_event_key(key) != key:
+    if event.key_from_event and keys.decode_event_key(key) != key:
         candidates.append(keys.decode_event_key(key))
     inside = [k for k in candidates if k.startswith(limits.upload_prefix)]
     if not inside:
@@ -68,8 +50,8 @@ def read_upload(payload: Mapping[str, Any], limits: Limits) -> tuple[str, list[s
     return bucket, inside
 
 
-def validate(payload: Mapping[str, Any], limits: Limits, s3: S3Store) -> dict[str, Any]:
-    bucket, candidates = read_upload(payload, limits)
+def validate(event: ValidateEvent, limits: Limits, s3: S3Store) -> dict[str, Any]:
+    bucket, candidates = read_upload(event, limits)
     for key in candidates:
         try:
             head = s3.head(bucket, key)
@@ -114,9 +96,8 @@ def display_width(image: ImageInfo) -> int:
     return image["height"] if image["orientation"] in (5, 6, 7, 8) else image["width"]
 
 
-def resize(payload: Mapping[str, Any], settings: RenditionSettings, s3: S3Store) -> dict[str, Any]:
-    source = _source(payload)
-    image = cast(ImageInfo, _field(payload, "image", dict))
+def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict[str, Any]:
+    source, image = event.source, event.image
     data = s3.read(source["bucket"], source["key"], source["etag"])
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=len(data))
     widths = imaging.plan_widths(display_width(image), settings.widths)
@@ -137,10 +118,9 @@ def resize(payload: Mapping[str, Any], settings: RenditionSettings, s3: S3Store)
 
 
 def watermark_and_encode(
-    payload: Mapping[str, Any], marks: WatermarkSettings, enc: EncodeSettings, staging: Staging, s3: S3Store
+    event: WatermarkEvent, marks: WatermarkSettings, enc: EncodeSettings, staging: Staging, s3: S3Store
 ) -> dict[str, Any]:
-    source = _source(payload)
-    renditions = cast(list[StagedImage], _field(payload, "renditions", list))
+    source, renditions = event.source, event.renditions
     digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
     outputs: list[Output] = []
     for staged in renditions:
@@ -174,10 +154,8 @@ def _ascii(value: str) -> str:
     return quote(value, safe="/ +-_.~@:,;=()!*'")
 
 
-def store(payload: Mapping[str, Any], settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
-    source = _source(payload)
-    image = cast(ImageInfo, _field(payload, "image", dict))
-    outputs = cast(list[Output], _field(payload, "outputs", list))
+def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
+    source, image, outputs = event.source, event.image, event.outputs
     stem = keys.stem(source["key"], settings.upload_prefix)
     manifest_ref = {"bucket": settings.destination_bucket, "key": keys.manifest_key(stem)}
     digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
@@ -233,24 +211,19 @@ def store(payload: Mapping[str, Any], settings: StoreSettings, s3: S3Store) -> d
 # -- notify -----------------------------------------------------------------------------------
 
 
-def notify(payload: Mapping[str, Any], settings: NotifySettings, topic: Topic) -> dict[str, Any]:
-    source = _source(payload)
-    image = cast(ImageInfo, _field(payload, "image", dict))
-    stored = _field(payload, "stored", dict)
-    durations = {k: int(v) for k, v in dict(payload.get("durations") or {}).items() if isinstance(v, int | float)}
-    started = payload.get("started")
-    if isinstance(started, str):
+def notify(event: NotifyEvent, settings: NotifySettings, topic: Topic) -> dict[str, Any]:
+    durations = event.durations
+    if event.started is not None:
         with contextlib.suppress(ValueError):
-            durations["total"] = round((time.time() - datetime.fromisoformat(started).timestamp()) * 1000)
-    renditions = cast(list[Output], stored.get("renditions", []))
+            durations["total"] = round((time.time() - datetime.fromisoformat(event.started).timestamp()) * 1000)
     message = messages.success_message(
-        execution=str(payload.get("execution", "")),
-        source=source,
-        image=image,
-        manifest=stored["manifest"],
-        renditions=renditions,
+        execution=event.execution,
+        source=event.source,
+        image=event.image,
+        manifest=event.manifest,
+        renditions=event.renditions,
         durations_ms=durations,
     )
-    message_id = topic.publish(message, messages.success_attributes(image, renditions), "Image processed")
+    message_id = topic.publish(message, messages.success_attributes(event.image, event.renditions), "Image processed")
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
     return {"message_id": message_id}
