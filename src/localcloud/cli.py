@@ -155,7 +155,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
+    # Both stop it cleanly, also when started in the background (where SIGINT arrives ignored).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     def show(line: str) -> None:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -171,10 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg s3://{stack.source_bucket}/{stack.upload_prefix}"
         )
         Console().print("Ctrl-C stops it.")
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
     err.print("stopped")
     return EXIT_OK

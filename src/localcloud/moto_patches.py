@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 
 import moto
 from moto.awslambda.models import LambdaFunction
+from moto.cloudformation.models import CloudFormationBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule
 from moto.s3 import notifications as s3_notifications
@@ -54,6 +55,7 @@ class _Originals:
     retrier_time: Any
     wait_interval: Any
     execution_worker: Any
+    cfn: dict[str, Any]
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _State:
     time_scale: float = 1.0
     retry_waits: list[float] = field(default_factory=list)
     mock_config: dict[str, Any] | None = None
+    saved_sfn_config: dict[str, Any] | None = None
 
 
 _lock = threading.Lock()
@@ -191,7 +194,7 @@ def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, ke
 def _rule_send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
     """moto 5.2.5 raises NotImplementedError for a state machine target, which also aborts the
     rule's other targets. State machine targets go to the runtime (retry policy, DLQ)."""
-    if not self.event_pattern.matches_event(original_event):
+    if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
         return
     ours = [t for t in self.targets if t["Arn"].split(":")[2] == "states"]
     others = [t for t in self.targets if t not in ours]
@@ -200,7 +203,14 @@ def _rule_send_to_targets(self: Rule, original_event: Any, transform_input: bool
     if others:
         proxy = copy.copy(self)
         proxy.targets = others
-        _originals().rule_send_to_targets(proxy, original_event, transform_input)
+        _originals().rule_send_to_targets(proxy, _moto_time(original_event), transform_input)
+
+
+def _moto_time(event: Any) -> Any:
+    """moto's own targets (SQS, CloudWatch Logs) take ``time`` in epoch seconds and format it themselves."""
+    if not isinstance(event.get("time"), str):
+        return event
+    return {**event, "time": datetime.fromisoformat(event["time"]).timestamp()}
 
 
 # -- 5. Nameless executions ----------------------------------------------------------------
@@ -276,7 +286,11 @@ class _ScaledClock:
 
 def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
     """moto 5.2.5 sleeps Retry intervals and Wait states for real, with no way to speed them up."""
-    _originals().wait_interval(self, env, wait_seconds * _state.time_scale)
+    # moto's own loop re-enters itself for the unwaited rest in whole seconds; a scaled wait is
+    # usually under a second, so wait here until the scaled deadline instead.
+    deadline = time.monotonic() + wait_seconds * _state.time_scale
+    while env.is_running() and (remaining := deadline - time.monotonic()) > 0:
+        env.program_state_event.wait(remaining)
 
 
 def retry_waits() -> list[float]:
@@ -324,6 +338,31 @@ def _execution_worker(self: Any) -> Any:
 _pending = threading.local()
 
 
+# -- 10. A stack is not read while it is being created -----------------------------------------
+
+_CFN_GUARDED = (
+    "create_stack",
+    "describe_stacks",
+    "describe_stack_resource",
+    "describe_stack_resources",
+    "list_stack_resources",
+)
+_cfn_lock = threading.RLock()
+
+
+def _cfn_serialised(name: str) -> Any:
+    """moto 5.2.5 lists a stack before its resources exist and creates resources on first reference:
+    a DescribeStacks that arrives during CreateStack evaluates the outputs and creates a second copy
+    of resources (two state machines, the rule targeting one, the output naming the other)."""
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _cfn_lock:
+            return _originals().cfn[name](self, *args, **kwargs)
+
+    guarded.__name__ = name
+    return guarded
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -335,6 +374,7 @@ PATCHES: dict[str, str] = {
     "lambda_runs_locally": "LambdaFunction.invoke",
     "cfn_function_layers": "LambdaFunction.create_from_cloudformation_json",
     "scaled_time": "retrier_decl.time.sleep and WaitFunction._wait_interval",
+    "cfn_stack_reads_wait_for_create": "CloudFormationBackend.create_stack and its describe/list calls",
     "sfn_mock_config": "StepFunctionsParserBackend.start_execution (#Case), Execution._get_start_execution_worker",
 }
 
@@ -354,7 +394,10 @@ def apply(
         _state.time_scale = time_scale
         _state.mock_config = mock_config
         _state.retry_waits.clear()
-        default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = execute_state_machines
+        config: Any = default_user_config.setdefault("stepfunctions", {})
+        if _state.saved_sfn_config is None:
+            _state.saved_sfn_config = dict(config)
+        config["execute_state_machine"] = execute_state_machines
         if _state.originals is not None:
             return
         _state.originals = _Originals(
@@ -368,6 +411,7 @@ def apply(
             retrier_time=getattr(retrier_decl, "time"),  # noqa: B009 - the module's own import of time
             wait_interval=WaitFunction._wait_interval,
             execution_worker=Execution._get_start_execution_worker,
+            cfn={name: getattr(CloudFormationBackend, name) for name in _CFN_GUARDED},
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -379,6 +423,8 @@ def apply(
         setattr(retrier_decl, "time", _ScaledClock())  # noqa: B010 - replaces that import
         WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
         Execution._get_start_execution_worker = _execution_worker  # type: ignore[method-assign]
+        for name in _CFN_GUARDED:
+            setattr(CloudFormationBackend, name, _cfn_serialised(name))
 
 
 def remove() -> None:
@@ -397,7 +443,12 @@ def remove() -> None:
         setattr(retrier_decl, "time", originals.retrier_time)  # noqa: B010
         WaitFunction._wait_interval = originals.wait_interval  # type: ignore[method-assign]
         Execution._get_start_execution_worker = originals.execution_worker  # type: ignore[method-assign]
+        for name, original in originals.cfn.items():
+            setattr(CloudFormationBackend, name, original)
         _state.originals = None
         _state.runtime = None
         _state.mock_config = None
-        default_user_config.get("stepfunctions", {}).pop("execute_state_machine", None)
+        config: Any = default_user_config.setdefault("stepfunctions", {})
+        config.clear()
+        config.update(_state.saved_sfn_config or {})
+        _state.saved_sfn_config = None
