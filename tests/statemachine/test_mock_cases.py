@@ -16,7 +16,7 @@ from tests.statemachine.conftest import MANUAL_INPUT, MOCK_CONFIG, Engine
 
 START = ["Read Upload", "From Manual Input"]
 TASKS = ["Validate", "Resize", "Watermark", "Store", "Notify"]
-FAILED_END = ["Publish Failure", "Failed"]
+FAILED_END = ["Cleanup", "Publish Failure", "Failed"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _cases() -> dict[str, Expected]:
         cases[f"{task}RetriesExhausted"] = Expected(
             "FAILED",
             [*START, *TASKS[: i + 1], *FAILED_END],
-            {**dict.fromkeys(TASKS[:i], 1), task: 4, "Publish Failure": 1},
+            {**dict.fromkeys(TASKS[:i], 1), task: 4, "Cleanup": 1, "Publish Failure": 1},
             "TransientError",
             cause_of(f"{task}TransientExhausted", "0-3"),
         )
@@ -52,7 +52,7 @@ def _cases() -> dict[str, Expected]:
         cases[f"Validate{error}"] = Expected(
             "FAILED",
             [*START, "Validate", *FAILED_END],
-            {"Validate": 1, "Publish Failure": 1},
+            {"Validate": 1, "Cleanup": 1, "Publish Failure": 1},
             error,
             cause_of(f"Validate{error}", "0"),
         )
@@ -60,28 +60,28 @@ def _cases() -> dict[str, Expected]:
         cases[f"Validate{error}"] = Expected(
             "FAILED",
             [*START, "Validate", *FAILED_END],
-            {"Validate": 1, "Publish Failure": 1},
+            {"Validate": 1, "Cleanup": 1, "Publish Failure": 1},
             error,
             cause_of(f"Validate{error}", "0"),
         )
     cases["ResizeCorruptImage"] = Expected(
         "FAILED",
         [*START, "Validate", "Resize", *FAILED_END],
-        {"Validate": 1, "Resize": 1, "Publish Failure": 1},
+        {"Validate": 1, "Resize": 1, "Cleanup": 1, "Publish Failure": 1},
         "CorruptImage",
         cause_of("ResizeCorruptImage", "0"),
     )
     cases["ResizeLambdaServiceExhausted"] = Expected(
         "FAILED",
         [*START, "Validate", "Resize", *FAILED_END],
-        {"Validate": 1, "Resize": 5, "Publish Failure": 1},
+        {"Validate": 1, "Resize": 5, "Cleanup": 1, "Publish Failure": 1},
         "Lambda.ServiceException",
         cause_of("ResizeLambdaServiceExhausted", "0-4"),
     )
     cases["SuccessPublishFails"] = Expected(
         "FAILED",
         [*START, *TASKS, *FAILED_END],
-        {**dict.fromkeys(TASKS[:4], 1), "Notify": 4, "Publish Failure": 1},
+        {**dict.fromkeys(TASKS[:4], 1), "Notify": 4, "Cleanup": 1, "Publish Failure": 1},
         "TransientError",
         cause_of("NotifyTransientExhausted", "0-3"),
     )
@@ -89,13 +89,21 @@ def _cases() -> dict[str, Expected]:
     cases["FailurePublishFails"] = Expected(
         "FAILED",
         [*START, "Validate", *FAILED_END],
-        {"Validate": 1, "Publish Failure": 4},
+        {"Validate": 1, "Cleanup": 1, "Publish Failure": 4},
         "EmptyObject",
         cause_of("ValidateEmptyObject", "0"),
     )
+    # A clean-up that keeps failing is retried, then the step's own error is still published and raised.
+    cases["CleanupFails"] = Expected(
+        "FAILED",
+        [*START, "Validate", "Resize", *FAILED_END],
+        {"Validate": 1, "Resize": 1, "Cleanup": 4, "Publish Failure": 1},
+        "CorruptImage",
+        cause_of("ResizeCorruptImage", "0"),
+    )
     cases["InputRejected"] = Expected(
         "FAILED",
-        ["Read Upload", "Reject Input", *FAILED_END],
+        ["Read Upload", "Reject Input", "Publish Failure", "Failed"],
         {"Publish Failure": 1},
         "InvalidInput",
         'The execution input is neither an S3 Object Created event nor an object {"bucket": ..., "key": ...}.',

@@ -35,6 +35,7 @@ LAMBDA_SERVICE_ERRORS = frozenset(
     }
 )
 PIPELINE_ORDER = ["Validate", "Resize", "Watermark", "Store", "Notify"]
+CLEANUP = "Cleanup"
 FAILURE = "Publish Failure"
 
 EVENTBRIDGE_INPUT = {
@@ -241,7 +242,9 @@ def test_moto_asl_parser_accepts_the_definition(asl_text: str, asl: dict[str, An
     parsed = program.states.states
     assert set(parsed) == set(asl["States"])
     kinds = {name: type(state).__name__ for name, state in parsed.items()}
-    assert {name: kinds[name] for name in lambda_tasks(asl)} == dict.fromkeys(PIPELINE_ORDER, "StateTaskServiceLambda")
+    assert {name: kinds[name] for name in lambda_tasks(asl)} == dict.fromkeys(
+        [*PIPELINE_ORDER, CLEANUP], "StateTaskServiceLambda"
+    )
     assert kinds[FAILURE] == "StateTaskServiceSns"
     assert {s.query_language.query_language_mode.name for s in parsed.values()} == {"JSONPath"}
 
@@ -369,8 +372,8 @@ def test_unrecognised_input_is_published_as_a_failure(asl: dict[str, Any]) -> No
 @pytest.mark.parametrize("failing", PIPELINE_ORDER)
 def test_a_failing_step_is_published_then_fails_the_execution(failing: str, asl: dict[str, Any]) -> None:
     visited, output = walk(asl, MANUAL_INPUT, fail_at=failing)
-    assert visited[-2:] == [FAILURE, "Failed"]
-    assert visited.index(failing) == len(visited) - 3
+    assert visited[-3:] == [CLEANUP, FAILURE, "Failed"], "what the step wrote is cleaned up first"
+    assert visited.index(failing) == len(visited) - 4
     assert output["error"] == {"Error": "TooManyPixels", "Cause": "declared 10^9 pixels"}
 
 
@@ -413,16 +416,30 @@ def test_error_names_exist(asl: dict[str, Any]) -> None:
         for handler in state.get("Retry", []) + state.get("Catch", [])
         for error in handler["ErrorEquals"]
     }
-    unknown = {n for n in names if not n.startswith(("States.", "Lambda.", "Sandbox.")) and n not in pipeline_errors}
+    # Runtime.ExitError: the Lambda runtime's name for a function process that died (it is retried).
+    unknown = {
+        n
+        for n in names
+        if not n.startswith(("States.", "Lambda.", "Sandbox."))
+        and n != "Runtime.ExitError"
+        and n not in pipeline_errors
+    }
     assert unknown == set()
     assert "TransientError" in pipeline_errors
 
 
-def test_every_catch_goes_to_publish_failure_with_the_error(asl: dict[str, Any]) -> None:
-    catchers = [(name, c) for name, s in asl["States"].items() if name != FAILURE for c in s.get("Catch", [])]
+def test_every_catch_goes_to_cleanup_then_publish_failure_with_the_error(asl: dict[str, Any]) -> None:
+    catchers = [
+        (name, c) for name, s in asl["States"].items() if name not in (FAILURE, CLEANUP) for c in s.get("Catch", [])
+    ]
     assert {name for name, _ in catchers} == set(PIPELINE_ORDER)
-    wrong = [(name, c) for name, c in catchers if c["Next"] != FAILURE or c.get("ResultPath") != "$.error"]
+    wrong = [(name, c) for name, c in catchers if c["Next"] != CLEANUP or c.get("ResultPath") != "$.error"]
     assert wrong == []
+    cleanup = asl["States"][CLEANUP]
+    assert cleanup["Next"] == FAILURE
+    # A failing clean-up never replaces the step's error: it is kept apart and the failure is still published.
+    assert cleanup["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": FAILURE}]
+    assert cleanup["Parameters"]["Payload"]["state.$"] == "$"
     for name in PIPELINE_ORDER:
         assert "States.ALL" in asl["States"][name]["Catch"][-1]["ErrorEquals"], f"{name}: some errors escape"
 

@@ -39,7 +39,14 @@ from tests.template.helpers import (
     settings_classes,
 )
 
-FUNCTIONS = ("ValidateFunction", "ResizeFunction", "WatermarkFunction", "StoreFunction", "NotifyFunction")
+FUNCTIONS = (
+    "ValidateFunction",
+    "ResizeFunction",
+    "WatermarkFunction",
+    "StoreFunction",
+    "NotifyFunction",
+    "CleanupFunction",
+)
 BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket")
 STATE_MACHINE = "ImagePipeline"
 PARAMETERS = (
@@ -187,13 +194,13 @@ EXPECTED_COUNTS = {
     "AWS::KMS::Key": 1,
     "AWS::SQS::Queue": 1,
     "AWS::SQS::QueuePolicy": 1,
-    "AWS::Lambda::Function": 5,
+    "AWS::Lambda::Function": 6,
     "AWS::Lambda::LayerVersion": 1,
-    "AWS::Logs::LogGroup": 5,
+    "AWS::Logs::LogGroup": 6,
     "AWS::StepFunctions::StateMachine": 1,
     "AWS::Events::Rule": 1,
     "AWS::CloudWatch::Alarm": 3,
-    "AWS::IAM::Role": 7,  # five functions, the state machine, the rule
+    "AWS::IAM::Role": 8,  # six functions, the state machine, the rule
 }
 
 
@@ -312,8 +319,10 @@ def test_substitutions_point_each_state_at_its_own_function(cfn: dict[str, Any],
             continue
         match = re.fullmatch(r"\$\{(\w+)\}", state["Parameters"]["FunctionName"])
         assert match, f"{name}: FunctionName should be a substitution"
-        assert getatt(substitutions[match.group(1)]) == (f"{name}Function", "Arn"), name
-        invoked.add(f"{name}Function")
+        function = match.group(1).removesuffix("Arn")
+        assert function == f"{name}Function", f"{name}: invokes {function}"
+        assert getatt(substitutions[match.group(1)]) == (function, "Arn"), name
+        invoked.add(function)
     assert invoked == set(FUNCTIONS)
     topics = {s["Parameters"]["TopicArn"] for s in asl["States"].values() if "TopicArn" in s.get("Parameters", {})}
     assert topics == {"${TopicArn}"}
@@ -423,6 +432,13 @@ EXPECTED_S3_ACCESS = {
         ("s3:ListBucket", "DestinationBucket", ""),
     },
     "NotifyFunction": set(),
+    "CleanupFunction": {
+        ("s3:DeleteObject", "StagingBucket", "staging/*"),
+        ("s3:ListBucket", "StagingBucket", ""),
+        ("s3:GetObject", "DestinationBucket", "*"),
+        ("s3:DeleteObject", "DestinationBucket", "*"),
+        ("s3:ListBucket", "DestinationBucket", ""),
+    },
 }
 
 
@@ -564,6 +580,7 @@ EXPECTED_VARIABLES = {
     },
     "StoreFunction": {"DESTINATION_BUCKET", "STAGING_BUCKET", "STAGING_PREFIX", "UPLOAD_PREFIX"},
     "NotifyFunction": {"TOPIC_ARN"},
+    "CleanupFunction": {"DESTINATION_BUCKET", "STAGING_BUCKET", "STAGING_PREFIX", "UPLOAD_PREFIX"},
 }
 
 

@@ -269,3 +269,53 @@ def test_watermark_and_formats_follow_configuration(
         assert img.mode == "RGB"
         corner: Any = img.crop((0, 0, 5, 5)).getextrema()
         assert all(low > 240 for low, _high in corner), "JPEG flattens transparency onto white"
+
+
+def test_cleanup_removes_only_what_the_failed_execution_wrote(
+    cloud: Cloud, chain: Chain, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    key = cloud.upload_prefix + "half-done.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
+    validated = chain.call("validate", {"upload": {"bucket": cloud.source_bucket, "key": key}})
+    resized = chain.call("resize", {"source": validated["source"], "image": validated["image"]})
+    marked = chain.call("watermark", {"source": validated["source"], "renditions": resized["renditions"]})
+    assert cloud.keys(cloud.staging_bucket), "the steps left intermediates in staging"
+    # Store failed half way: one rendition copied, no manifest.
+    first = marked["outputs"][0]
+    stem = "half-done.jpg"
+    cloud.s3.copy_object(
+        CopySource={"Bucket": first["bucket"], "Key": first["key"]},
+        Bucket=cloud.destination_bucket,
+        Key=f"{stem}/{first['width']}w.jpg",
+        Metadata={"source-etag": validated["source"]["etag"]},
+        MetadataDirective="REPLACE",
+    )
+    # An object of another upload of the same name must survive.
+    cloud.s3.put_object(
+        Bucket=cloud.destination_bucket, Key=f"{stem}/999w.jpg", Body=b"x", Metadata={"source-etag": "other"}
+    )
+    state = {"upload": {"bucket": cloud.source_bucket, "key": key}, "validated": validated, "error": {"Error": "X"}}
+
+    result = load_handler("cleanup").lambda_handler({"state": state, "execution": EXECUTION}, lambda_context)
+
+    assert cloud.keys(cloud.staging_bucket) == []
+    assert cloud.keys(cloud.destination_bucket) == [f"{stem}/999w.jpg"]
+    assert result["staging_deleted"] == len(resized["renditions"]) + len(marked["outputs"])
+    assert result["outputs_deleted"] == 1
+
+
+def test_cleanup_keeps_a_completely_stored_result_and_ignores_unvalidated_failures(
+    cloud: Cloud, chain: Chain, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    key = cloud.upload_prefix + "complete.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500))
+    done = chain.run(event_upload(cloud, key))
+    stored = cloud.keys(cloud.destination_bucket)
+    cleanup = load_handler("cleanup")
+    # E.g. Notify failed after Store completed: the renditions and the manifest stay.
+    state = {"validated": done["validated"], "error": {"Error": "TransientError"}}
+    assert cleanup.lambda_handler({"state": state, "execution": EXECUTION}, lambda_context)["outputs_deleted"] == 0
+    assert cloud.keys(cloud.destination_bucket) == stored
+    # Validate failed: nothing was written, nothing is touched.
+    result = cleanup.lambda_handler({"state": {"upload": {"key": "x"}}, "execution": EXECUTION}, lambda_context)
+    assert result["staging_deleted"] == result["outputs_deleted"] == 0

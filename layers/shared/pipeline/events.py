@@ -137,3 +137,21 @@ class NotifyEvent(SourceEvent):
     def started(self) -> str | None:
         value = self.get("started")
         return value if isinstance(value, str) else None
+
+
+class CleanupEvent(StepEvent):
+    """The failure branch hands over the whole state: what was validated, if anything."""
+
+    required: ClassVar[dict[str, type | tuple[type, ...]]] = {"state": dict}
+
+    @property
+    def source(self) -> ObjectRef | None:
+        """The validated source, or None when the execution failed before (nothing was written then)."""
+        validated = self["state"].get("validated")
+        source = validated.get("source") if isinstance(validated, dict) else None
+        if not isinstance(source, dict):
+            return None
+        for name, kind in _SOURCE_FIELDS:
+            if not isinstance(source.get(name), kind):
+                return None
+        return cast(ObjectRef, source)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import encoding, imaging, inspection, keys, messages, watermark
 from pipeline.errors import InvalidInput, SourceMissing
-from pipeline.events import NotifyEvent, ResizeEvent, StoreEvent, ValidateEvent, WatermarkEvent
+from pipeline.events import CleanupEvent, NotifyEvent, ResizeEvent, StoreEvent, ValidateEvent, WatermarkEvent
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
 from pipeline.observability import logger, metrics
 from pipeline.settings import (
@@ -206,6 +206,33 @@ def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, 
     metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=sum(o["bytes"] for o in stored))
     s3.delete(settings.staging.bucket, s3.list_keys(settings.staging.bucket, staging_prefix))
     return {"manifest": manifest_ref, "renditions": stored, "unchanged": False}
+
+
+# -- cleanup (failure branch) ----------------------------------------------------------------
+
+
+def cleanup(event: CleanupEvent, settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
+    """Remove what a failed execution wrote: its staging objects, and renditions it stored without
+    completing the manifest. Objects of any other content version (another upload of the same key)
+    are left alone: only renditions whose ``source-etag`` metadata names this source are deleted."""
+    source = event.source
+    if source is None:
+        return {"staging_deleted": 0, "outputs_deleted": 0}
+    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    staged = s3.list_keys(settings.staging.bucket, keys.staging_key(settings.staging.prefix, digest, ""))
+    s3.delete(settings.staging.bucket, staged)
+    stem = keys.stem(source["key"], settings.upload_prefix)
+    manifest = s3.read_json(settings.destination_bucket, keys.manifest_key(stem))
+    if isinstance(manifest, dict) and manifest.get("source", {}).get("etag") == source["etag"]:
+        return {"staging_deleted": len(staged), "outputs_deleted": 0}  # stored completely: keep it
+    ours = [
+        key
+        for key in s3.list_keys(settings.destination_bucket, stem + "/")
+        if key != keys.manifest_key(stem)
+        and s3.head(settings.destination_bucket, key).get("Metadata", {}).get("source-etag") == source["etag"]
+    ]
+    s3.delete(settings.destination_bucket, ours)
+    return {"staging_deleted": len(staged), "outputs_deleted": len(ours)}
 
 
 # -- notify -----------------------------------------------------------------------------------
