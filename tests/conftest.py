@@ -132,6 +132,7 @@ def cloud(template: dict[str, Any]) -> Iterator[Cloud]:
         s3 = boto3.client("s3", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
         refs = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] == "AWS::S3::Bucket":
@@ -140,6 +141,15 @@ def cloud(template: dict[str, Any]) -> Iterator[Cloud]:
                 refs[logical_id] = name
             elif resource["Type"] == "AWS::SNS::Topic":
                 refs[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]
+            elif resource["Type"] == "AWS::DynamoDB::Table":
+                table = resource["Properties"]
+                dynamodb.create_table(
+                    TableName=logical_id,
+                    KeySchema=table["KeySchema"],
+                    AttributeDefinitions=table["AttributeDefinitions"],
+                    BillingMode=table["BillingMode"],
+                )
+                refs[logical_id] = logical_id
         queue_url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=refs["Topic"], Protocol="sqs", Endpoint=queue_arn)

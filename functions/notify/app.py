@@ -1,22 +1,26 @@
-"""Publish the success message, with attributes subscribers can filter on."""
+"""Publish the success message, once per content, with attributes subscribers can filter on."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
 from pipeline.events import NotifyEvent
+from pipeline.idempotency import once_per_content
 from pipeline.observability import logger, metrics, run_step
 from pipeline.settings import NotifySettings
 from pipeline.storage import Topic
 
 SETTINGS = NotifySettings.from_env()
 TOPIC = Topic.create(SETTINGS.topic_arn)
+PERSISTENCE, ONCE = once_per_content(SETTINGS)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution")
+@idempotent(persistence_store=PERSISTENCE, config=ONCE, key_prefix="notify")
 @event_source(data_class=NotifyEvent)
 def lambda_handler(event: NotifyEvent, context: LambdaContext) -> dict[str, Any]:
     return run_step("notify", event, lambda: steps.notify(event, SETTINGS, TOPIC))

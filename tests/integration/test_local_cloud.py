@@ -127,3 +127,35 @@ def test_manual_execution_with_each_event_file(deployed: Deployed, name: str, ex
     assert states[0] == "Read Upload"
     if name == "failure-invalid-input.json":
         assert "Validate" not in states, "rejected by the state machine itself, no Lambda runs"
+
+
+def test_the_same_event_delivered_twice_gives_one_result_and_one_message(deployed: Deployed) -> None:
+    """EventBridge is at-least-once: two executions of one Object Created event, at the same time."""
+    key = deployed.stack.upload_prefix + "delivered twice.jpg"
+    s3 = deployed.s3
+    s3.put_object(Bucket=deployed.stack.source_bucket, Key=key, Body=jpeg(800, 600))
+    first = deployed.execution_for(key)
+    event = json.loads(first["input"])
+    assert event["detail-type"] == "Object Created"
+    before = {
+        k: s3.head_object(Bucket=deployed.stack.destination_bucket, Key=k)["ETag"]
+        for k in deployed.keys(deployed.stack.destination_bucket)
+        if k.startswith("delivered twice.jpg/")
+    }
+
+    again = [
+        deployed.sfn.start_execution(stateMachineArn=deployed.stack.state_machine_arn, input=json.dumps(event))[
+            "executionArn"
+        ]
+        for _ in range(2)
+    ]
+    for arn in again:
+        assert deployed.cloud.wait_for_execution(arn)["status"] == "SUCCEEDED"
+
+    after = {
+        k: s3.head_object(Bucket=deployed.stack.destination_bucket, Key=k)["ETag"]
+        for k in deployed.keys(deployed.stack.destination_bucket)
+        if k.startswith("delivered twice.jpg/")
+    }
+    assert after == before, "one set of outputs"
+    assert len(deployed.messages_for(key)) == 1, "one success notification"

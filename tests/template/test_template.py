@@ -72,6 +72,8 @@ BASIC_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecu
 CODE_DEFAULT_ONLY = {
     "CACHE_CONTROL": "Cache-Control of stored renditions: the code's default (public, one year, immutable) "
     "is right for content-addressed keys and is not a deployment knob.",
+    "IDEMPOTENCY_SECONDS": "How long a notification is remembered (default seven days): longer than any "
+    "redelivery window of EventBridge, so not a deployment knob.",
 }
 
 #: S3 actions on a bucket (resource: the bucket ARN); every other s3: action acts on objects (bucket ARN + /key).

@@ -319,3 +319,37 @@ def test_cleanup_keeps_a_completely_stored_result_and_ignores_unvalidated_failur
     # Validate failed: nothing was written, nothing is touched.
     result = cleanup.lambda_handler({"state": {"upload": {"key": "x"}}, "execution": EXECUTION}, lambda_context)
     assert result["staging_deleted"] == result["outputs_deleted"] == 0
+
+
+def test_a_duplicate_execution_stores_nothing_new_and_notifies_once(cloud: Cloud, chain: Chain) -> None:
+    """The same Object Created event delivered twice runs the pipeline twice: one set of outputs, one message."""
+    key = cloud.upload_prefix + "twice delivered.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(900, 600))
+    first = chain.run(event_upload(cloud, key))
+    outputs = {
+        k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["ETag"]
+        for k in cloud.keys(cloud.destination_bucket)
+    }
+
+    second = chain.run(event_upload(cloud, key))
+
+    assert second["stored"]["unchanged"] is True
+    assert {
+        k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["ETag"]
+        for k in cloud.keys(cloud.destination_bucket)
+    } == outputs
+    assert second["message_id"] == first["message_id"], "the first notification's result is replayed"
+    assert len(cloud.messages()) == 1
+
+
+def test_new_content_under_the_same_key_is_notified_again(cloud: Cloud, chain: Chain) -> None:
+    key = cloud.upload_prefix + "replaced later.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(900, 600))
+    first = chain.run(event_upload(cloud, key))
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
+    second = chain.run(event_upload(cloud, key))
+    assert second["message_id"] != first["message_id"]
+    assert [m["message"]["source"]["etag"] for m in cloud.messages()] == [
+        first["validated"]["source"]["etag"],
+        second["validated"]["source"]["etag"],
+    ]

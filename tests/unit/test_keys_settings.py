@@ -190,7 +190,12 @@ def test_parse_formats_rejects(raw: str) -> None:
 
 # -- settings: from_env ------------------------------------------------------------------------
 
-BUCKETS = {"STAGING_BUCKET": "staging-bucket", "DESTINATION_BUCKET": "dest-bucket", "TOPIC_ARN": "arn:aws:sns:x"}
+BUCKETS = {
+    "STAGING_BUCKET": "staging-bucket",
+    "DESTINATION_BUCKET": "dest-bucket",
+    "TOPIC_ARN": "arn:aws:sns:x",
+    "IDEMPOTENCY_TABLE": "table",
+}
 
 
 def test_defaults() -> None:
@@ -214,7 +219,9 @@ def test_defaults() -> None:
         cache_control="public, max-age=31536000, immutable",
         staging=staging,
     )
-    assert NotifySettings.from_env(BUCKETS) == NotifySettings(topic_arn="arn:aws:sns:x")
+    assert NotifySettings.from_env(BUCKETS) == NotifySettings(
+        topic_arn="arn:aws:sns:x", idempotency_table="table", idempotency_seconds=7 * 24 * 3600
+    )
 
 
 def test_values_from_the_environment() -> None:

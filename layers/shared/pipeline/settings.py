@@ -193,7 +193,13 @@ class StoreSettings:
 @dataclass(frozen=True, slots=True)
 class NotifySettings:
     topic_arn: str
+    idempotency_table: str
+    idempotency_seconds: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> NotifySettings:
-        return cls(topic_arn=_get(env, "TOPIC_ARN"))
+        return cls(
+            topic_arn=_get(env, "TOPIC_ARN"),
+            idempotency_table=_get(env, "IDEMPOTENCY_TABLE"),
+            idempotency_seconds=_int(env, "IDEMPOTENCY_SECONDS", 7 * 24 * 3600, 60, 366 * 24 * 3600),
+        )
