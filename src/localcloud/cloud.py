@@ -155,6 +155,8 @@ class LocalCloud:
         self._server: Any = None
         self._pools: dict[str, WorkerPool] = {}
         self._pools_lock = threading.Lock()
+        self._faults: list[tuple[str, str]] = []
+        self._retired: list[WorkerPool] = []
         self._workdir = Path(tempfile.mkdtemp(prefix="imgpipe-cloud-"))
         self._deliveries = ThreadPoolExecutor(max_workers=8, thread_name_prefix="eventbridge")
         self._saved_env: dict[str, str | None] = {}
@@ -203,7 +205,8 @@ class LocalCloud:
     def stop(self) -> None:
         self._deliveries.shutdown(wait=True, cancel_futures=True)
         with self._pools_lock:
-            pools, self._pools = list(self._pools.values()), {}
+            pools, self._pools = [*self._pools.values(), *self._retired], {}
+            self._retired = []
         for pool in pools:
             pool.close()
         if self._server is not None:
@@ -270,8 +273,34 @@ class LocalCloud:
 
     def invoke(self, function: Any, payload: bytes) -> tuple[bytes, str | None]:
         pool = self._pool_for(function)
-        invocation = pool.invoke(payload)
+        invocation = pool.invoke(payload, fault=self._take_fault(function.function_name))
         return invocation.payload, invocation.error_type
+
+    # -- fault injection -------------------------------------------------------------------------
+
+    def inject_fault(self, fault: moto_patches.Fault) -> moto_patches.Fault:
+        """Make the local services fail the next matching requests (see moto_patches.Fault)."""
+        return moto_patches.inject(fault)
+
+    def crash_next_invocations(self, function_name_part: str, count: int = 1) -> None:
+        """Kill the worker process during the next ``count`` invocations of functions whose name contains this."""
+        self._arm(function_name_part, "kill", count)
+
+    def hang_next_invocations(self, function_name_part: str, count: int = 1) -> None:
+        """Stop the worker process during the next ``count`` invocations, so they run into their timeout."""
+        self._arm(function_name_part, "hang", count)
+
+    def _arm(self, function_name_part: str, fault: str, count: int) -> None:
+        with self._pools_lock:
+            self._faults.extend([(function_name_part, fault)] * count)
+
+    def _take_fault(self, function_name: str) -> str | None:
+        with self._pools_lock:
+            for index, (part, fault) in enumerate(self._faults):
+                if part in function_name:
+                    del self._faults[index]
+                    return fault
+        return None
 
     def deliver(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
         self._deliveries.submit(self._deliver, rule, target, event)
@@ -279,9 +308,18 @@ class LocalCloud:
     # -- Lambda ---------------------------------------------------------------------------------
 
     def _pool_for(self, function: Any) -> WorkerPool:
-        key = f"{function.function_arn}@{function.code_sha_256}"
+        # A new configuration gets new execution environments, as on AWS.
+        config = json.dumps(
+            [function.code_sha_256, function.timeout, function.memory_size, function.environment_vars, function.layers],
+            sort_keys=True,
+            default=str,
+        )
+        key = f"{function.function_arn}@{config}"
         with self._pools_lock:
             pool = self._pools.get(key)
+            stale = [k for k in self._pools if k.startswith(f"{function.function_arn}@") and k != key]
+            for old_key in stale:
+                self._retired.append(self._pools.pop(old_key))
             if pool is None:
                 pool = WorkerPool(
                     self._spec_for(function),

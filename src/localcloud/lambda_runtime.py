@@ -315,6 +315,7 @@ class _Worker:
     """One execution environment: an awslambdaric process and its Runtime API endpoint."""
 
     def __init__(self, spec: FunctionSpec, base_env: Mapping[str, str], python: str, log_sink: LogSink) -> None:
+        self.fault: str | None = None
         self._spec = spec
         self._base_env = base_env
         self._python = python
@@ -538,6 +539,12 @@ class _Worker:
                 "Content-Type": "application/json",
             },
         )
+        if self.fault == "kill":
+            # Fault injection: the process dies while the handler runs (as an out-of-memory kill would).
+            self.kill()
+        elif self.fault == "hang":
+            # Fault injection: the process stops answering (a deadlock, a stuck network call).
+            self._signal_group(signal.SIGSTOP)
 
     def on_result(self, request_id: str, body: bytes, is_error: bool, header_type: str | None) -> bool:
         error_type: str | None = None
@@ -728,14 +735,16 @@ class WorkerPool:
         if not keep:
             worker.stop()
 
-    def invoke(self, payload: bytes, timeout_s: float | None = None) -> Invocation:
+    def invoke(self, payload: bytes, timeout_s: float | None = None, *, fault: str | None = None) -> Invocation:
         """Run the handler on ``payload`` (a JSON document) and wait for the outcome.
 
         Errors of the function (handler exceptions, timeouts, crashes, init failures) come back as an Invocation
-        with error_type set; PoolClosedError if the pool is closed.
+        with error_type set; PoolClosedError if the pool is closed. ``fault`` injects one: "kill" kills the
+        worker process while the handler runs, "hang" stops it until the timeout.
         """
         timeout = self.spec.timeout_s if timeout_s is None else timeout_s
         worker = self._acquire()
+        worker.fault = fault
         try:
             invocation = worker.invoke(payload, timeout)
         finally:
