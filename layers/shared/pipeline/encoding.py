@@ -7,10 +7,10 @@ from typing import Final
 
 from PIL import Image
 
-from pipeline.settings import EncodeSettings
+from pipeline.settings import OUTPUT_CONTENT_TYPES, OUTPUT_EXTENSIONS, EncodeSettings
 
-EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
-CONTENT_TYPES: Final = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
+EXTENSIONS: Final = OUTPUT_EXTENSIONS
+CONTENT_TYPES: Final = OUTPUT_CONTENT_TYPES
 _BACKGROUND: Final = (255, 255, 255)
 
 

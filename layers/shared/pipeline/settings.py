@@ -15,6 +15,9 @@ from typing import Final
 from pipeline.errors import ConfigurationError
 
 OUTPUT_FORMATS: Final = ("jpeg", "webp", "avif")
+#: File extension and Content-Type of each output format.
+OUTPUT_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
+OUTPUT_CONTENT_TYPES: Final = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
 POSITIONS: Final = ("bottom-right", "bottom-left", "top-right", "top-left", "center")
 
 

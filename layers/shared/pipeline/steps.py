@@ -10,12 +10,13 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pipeline import encoding, imaging, inspection, keys, messages, watermark
+from pipeline import keys, messages
 from pipeline.errors import InvalidInput, SourceMissing
 from pipeline.events import CleanupEvent, NotifyEvent, ResizeEvent, StoreEvent, ValidateEvent, WatermarkEvent
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
 from pipeline.observability import logger, metrics
 from pipeline.settings import (
+    OUTPUT_EXTENSIONS,
     EncodeSettings,
     Limits,
     NotifySettings,
@@ -51,6 +52,8 @@ def read_upload(event: ValidateEvent, limits: Limits) -> tuple[str, list[str]]:
 
 
 def validate(event: ValidateEvent, limits: Limits, s3: S3Store) -> dict[str, Any]:
+    from pipeline import inspection  # Pillow, imported by the steps that read images only
+
     bucket, candidates = read_upload(event, limits)
     for key in candidates:
         try:
@@ -97,6 +100,8 @@ def display_width(image: ImageInfo) -> int:
 
 
 def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict[str, Any]:
+    from pipeline import imaging
+
     source, image = event.source, event.image
     data = s3.read(source["bucket"], source["key"], source["etag"])
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=len(data))
@@ -120,6 +125,8 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
 def watermark_and_encode(
     event: WatermarkEvent, marks: WatermarkSettings, enc: EncodeSettings, staging: Staging, s3: S3Store
 ) -> dict[str, Any]:
+    from pipeline import encoding, imaging, watermark
+
     source, renditions = event.source, event.renditions
     digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
     outputs: list[Output] = []
@@ -176,7 +183,7 @@ def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, 
         metadata["source-version-id"] = str(source["version_id"])
     stored: list[Output] = []
     for output in outputs:
-        key = keys.rendition_key(stem, output["width"], encoding.EXTENSIONS[output["format"]])
+        key = keys.rendition_key(stem, output["width"], OUTPUT_EXTENSIONS[output["format"]])
         s3.copy(
             output["bucket"],
             output["key"],
