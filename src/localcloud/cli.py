@@ -217,6 +217,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
     p.set_defaults(func=cmd_serve)
 
+    sub.add_parser("cost", help="cost per 1M images on Standard and Express, x86 and arm64 (see imgpipe cost -h)")
+
     p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
     p.add_argument("--input", required=True, help="a JSON file, e.g. events/manual-execution.json")
     p.add_argument("--endpoint-url", help="a running `imgpipe serve` (default: a fresh local cloud)")
@@ -226,6 +228,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["cost"]:
+        from localcloud.cost import main_args
+
+        return main_args(args_list[1:])
+    argv = args_list
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:
