@@ -12,20 +12,28 @@ import copy
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Protocol, cast
 
+import botocore.session
 import moto
+from botocore import xform_name
 from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import notifications as s3_notifications
 from moto.s3.models import FakeBucket
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -56,6 +64,9 @@ class _Originals:
     wait_interval: Any
     execution_worker: Any
     cfn: dict[str, Any]
+    sfn_normalise_parameters: Any
+    sfn_normalise_response: Any  # None: inherited, nothing to restore but the inheritance
+    dispatch: Any
 
 
 @dataclass
@@ -66,6 +77,7 @@ class _State:
     retry_waits: list[float] = field(default_factory=list)
     mock_config: dict[str, Any] | None = None
     saved_sfn_config: dict[str, Any] | None = None
+    faults: list[Fault] = field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -363,6 +375,130 @@ def _cfn_serialised(name: str) -> Any:
     return guarded
 
 
+# -- 11. Fault injection at the server's front door --------------------------------------------
+
+
+@dataclass
+class Fault:
+    """Answer the next ``count`` matching requests with an error, as an overloaded service would.
+
+    ``service`` is read from the request's SigV4 credential scope (s3, sns, dynamodb, ...);
+    ``method`` and ``path_prefix`` narrow it (for S3, the path is ``/<bucket>/<key>``).
+    """
+
+    service: str
+    count: int
+    method: str | None = None
+    path_prefix: str = "/"
+    status: int = 503
+    code: str = "SlowDown"
+    hits: int = 0
+
+
+def _service_of(environ: dict[str, Any]) -> str:
+    scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+    return scope[3] if len(scope) >= 5 else ""
+
+
+def _error_body(fault: Fault, service: str) -> tuple[bytes, str]:
+    message = "Reduce your request rate." if fault.code == "SlowDown" else "Injected by the local cloud."
+    if service in ("s3",):
+        body = f"<Error><Code>{fault.code}</Code><Message>{message}</Message></Error>"
+    else:
+        body = (
+            f"<ErrorResponse><Error><Type>Receiver</Type><Code>{fault.code}</Code>"
+            f"<Message>{message}</Message></Error></ErrorResponse>"
+        )
+    return body.encode(), "application/xml"
+
+
+def _dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    """moto has no way to make a service fail on purpose; the local cloud needs one to prove retries."""
+    if _state.faults:
+        service = _service_of(environ)
+        path = urllib.parse.unquote(environ.get("PATH_INFO", ""))
+        with _lock:
+            fault = next(
+                (
+                    f
+                    for f in _state.faults
+                    if f.hits < f.count
+                    and f.service == service
+                    and (f.method is None or f.method == environ.get("REQUEST_METHOD"))
+                    and path.startswith(f.path_prefix)
+                ),
+                None,
+            )
+            if fault is not None:
+                fault.hits += 1
+        if fault is not None:
+            body, content_type = _error_body(fault, service)
+            start_response(
+                f"{fault.status} Injected", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+    return _originals().dispatch(self, environ, start_response)
+
+
+def inject(fault: Fault) -> Fault:
+    """Arm a fault; returns it so the caller can read ``hits``."""
+    with _lock:
+        _state.faults.append(fault)
+    return fault
+
+
+def clear_faults() -> None:
+    with _lock:
+        _state.faults.clear()
+
+
+# -- 12. Nested executions: states:startExecution, .sync and .sync:2 ------------------------------
+
+
+@cache
+def _sfn_operation(operation: str) -> Any:
+    """botocore's model of a Step Functions operation, by its boto3 method name (start_execution)."""
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    name = next(n for n in model.operation_names if xform_name(n) == operation)
+    return model.operation_model(name)
+
+
+def _epoch_millis(value: Any) -> Any:
+    """Timestamps in a task's result, as Step Functions writes them: epoch milliseconds."""
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {k: _epoch_millis(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch_millis(v) for v in value]
+    return value
+
+
+def _sfn_normalise_parameters(
+    self: StateTaskServiceSfn,
+    parameters: dict[str, Any],
+    boto_service_name: Any = None,
+    service_action_name: Any = None,
+) -> None:
+    """moto 5.2.5 hands the task's Parameters to boto3 under their ASL names (StateMachineArn,
+    Input, Name) and leaves boto3's answer camelCase: a startExecution task fails with States.Runtime,
+    cause 'StateMachineArn', and .sync/.sync:2 could not read 'ExecutionArn' from the answer either.
+    Here both go through the operation's botocore shapes (what moto's own helpers do once called)."""
+    _originals().sfn_normalise_parameters(self, parameters, boto_service_name, service_action_name)
+    shape = _sfn_operation(self._get_boto_service_action(service_action_name)).input_shape
+    if shape is not None:
+        self._to_boto_request(parameters, shape)
+
+
+def _sfn_normalise_response(
+    self: StateTaskServiceSfn, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+) -> None:
+    shape = _sfn_operation(self._get_boto_service_action(service_action_name)).output_shape
+    if shape is not None and isinstance(response, dict):
+        self._from_boto_response(response, shape)
+        response.update(_epoch_millis(response))
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -375,6 +511,8 @@ PATCHES: dict[str, str] = {
     "cfn_function_layers": "LambdaFunction.create_from_cloudformation_json",
     "scaled_time": "retrier_decl.time.sleep and WaitFunction._wait_interval",
     "cfn_stack_reads_wait_for_create": "CloudFormationBackend.create_stack and its describe/list calls",
+    "sfn_nested_execution": "StateTaskServiceSfn._normalise_parameters and _normalise_response",
+    "fault_injection": "DomainDispatcherApplication.__call__",
     "sfn_mock_config": "StepFunctionsParserBackend.start_execution (#Case), Execution._get_start_execution_worker",
 }
 
@@ -412,6 +550,9 @@ def apply(
             wait_interval=WaitFunction._wait_interval,
             execution_worker=Execution._get_start_execution_worker,
             cfn={name: getattr(CloudFormationBackend, name) for name in _CFN_GUARDED},
+            sfn_normalise_parameters=StateTaskServiceSfn.__dict__["_normalise_parameters"],
+            sfn_normalise_response=StateTaskServiceSfn.__dict__.get("_normalise_response"),
+            dispatch=DomainDispatcherApplication.__call__,
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -425,6 +566,9 @@ def apply(
         Execution._get_start_execution_worker = _execution_worker  # type: ignore[method-assign]
         for name in _CFN_GUARDED:
             setattr(CloudFormationBackend, name, _cfn_serialised(name))
+        StateTaskServiceSfn._normalise_parameters = _sfn_normalise_parameters  # type: ignore[method-assign]
+        StateTaskServiceSfn._normalise_response = _sfn_normalise_response  # type: ignore[assignment,method-assign]
+        DomainDispatcherApplication.__call__ = _dispatch  # type: ignore[method-assign]
 
 
 def remove() -> None:
@@ -445,6 +589,13 @@ def remove() -> None:
         Execution._get_start_execution_worker = originals.execution_worker  # type: ignore[method-assign]
         for name, original in originals.cfn.items():
             setattr(CloudFormationBackend, name, original)
+        StateTaskServiceSfn._normalise_parameters = originals.sfn_normalise_parameters  # type: ignore[method-assign]
+        if originals.sfn_normalise_response is None:
+            del StateTaskServiceSfn._normalise_response
+        else:
+            StateTaskServiceSfn._normalise_response = originals.sfn_normalise_response  # type: ignore[method-assign]
+        DomainDispatcherApplication.__call__ = originals.dispatch  # type: ignore[method-assign]
+        _state.faults.clear()
         _state.originals = None
         _state.runtime = None
         _state.mock_config = None

@@ -33,10 +33,14 @@ from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import notifications as s3_notifications
 from moto.s3.models import FakeBucket
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.mocking.mock_config import load_mock_test_case_for
@@ -819,6 +823,110 @@ def test_patched_cfn_stack_reads_wait_for_create(patched: Clients, monkeypatch: 
     assert output.endswith(":" + machines[0])
 
 
+# -- 11. fault_injection -----------------------------------------------------------------------------
+
+
+def _signed(service: str) -> dict[str, str]:
+    return {"Authorization": f"AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/{service}/aws4_request, Signature=x"}
+
+
+def test_gap_fault_injection(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch fault_injection from moto_patches (use moto's own)."""
+    from moto.moto_api._internal.urls import url_paths
+
+    assert not [path for path in url_paths if "fault" in path.lower() or "chaos" in path.lower()]
+
+
+def test_patched_fault_injection(patched: Clients) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    patched.s3.create_bucket(Bucket="faulty")
+    app = Client(DomainDispatcherApplication(create_backend_app))
+    fault = moto_patches.inject(moto_patches.Fault("s3", 2, "PUT", "/faulty/in/"))
+    statuses = [app.put("/faulty/in/a.jpg", data=b"x", headers=_signed("s3")).status_code for _ in range(3)]
+    assert statuses[:2] == [503, 503]
+    assert statuses[2] == 200
+    assert fault.hits == 2
+    denied = app.put("/faulty/in/b.jpg", data=b"x", headers=_signed("s3"))
+    assert denied.status_code == 200, "a fault answers only its count"
+    other = moto_patches.inject(moto_patches.Fault("sns", 1, code="InternalError", status=500))
+    assert app.put("/faulty/out/c.jpg", data=b"x", headers=_signed("s3")).status_code == 200, "other service"
+    assert other.hits == 0
+    body = app.post("/", data="Action=ListTopics", headers=_signed("sns"))
+    assert body.status_code == 500
+    assert b"<Code>InternalError</Code>" in body.data
+
+
+# -- 12. sfn_nested_execution -----------------------------------------------------------------------
+
+START_EXECUTION = "arn:aws:states:::states:startExecution"
+ECHO = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "Parameters": {"seen.$": "$.key"}, "End": True}}}
+FAILING = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "the child failed"}}}
+
+
+def _nested(c: Clients, name: str, resource: str, child: str, **parameters: Any) -> dict[str, Any]:
+    """Run a parent whose one task starts ``child`` with ``resource``; the finished parent execution."""
+    task = {
+        "Type": "Task",
+        "Resource": resource,
+        "Parameters": {"StateMachineArn": child, "Input": {"key.$": "$.key"}, **parameters},
+        "End": True,
+    }
+    parent = _state_machine(c, {"StartAt": "Run", "States": {"Run": task}}, name)
+    run = c.sfn.start_execution(stateMachineArn=parent, name="one", input=json.dumps({"key": "a.jpg"}))
+    return _finished(c, run["executionArn"])
+
+
+def test_gap_sfn_nested_execution(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch sfn_nested_execution from moto_patches."""
+    c = unpatched
+    child = _state_machine(c, ECHO, "child")
+    for suffix in ("", ".sync", ".sync:2"):
+        described = _nested(c, "parent" + suffix.replace(".", "-").replace(":", ""), START_EXECUTION + suffix, child)
+        # The ASL's parameter names reach boto3 as written: the task fails before anything starts.
+        assert described["status"] == "FAILED"
+        assert described["error"] == "States.Runtime"
+        assert described["cause"].endswith("). 'StateMachineArn'")  # a KeyError's message
+    assert c.sfn.list_executions(stateMachineArn=child)["executions"] == []
+
+
+def test_patched_sfn_nested_execution(patched: Clients) -> None:
+    c = patched
+    child = _state_machine(c, ECHO, "child")
+    failing = _state_machine(c, FAILING, "failing")
+
+    # .sync:2 waits for the child and gives its Input and Output as JSON, dates in epoch milliseconds.
+    sync2 = _nested(c, "parent-sync2", START_EXECUTION + ".sync:2", child, Name="named")
+    assert sync2["status"] == "SUCCEEDED", sync2.get("cause")
+    result = json.loads(sync2["output"])
+    assert result["ExecutionArn"] == f"arn:aws:states:{REGION}:{ACCOUNT}:execution:child:named"
+    assert result["StateMachineArn"] == child
+    assert result["Status"] == "SUCCEEDED"
+    assert result["Input"] == {"key": "a.jpg"}
+    assert result["Output"] == {"seen": "a.jpg"}
+    assert isinstance(result["StartDate"], int)
+    assert result["StopDate"] >= result["StartDate"] > 1_600_000_000_000
+
+    # .sync gives them as the JSON strings DescribeExecution returns.
+    sync = json.loads(_nested(c, "parent-sync", START_EXECUTION + ".sync", child)["output"])
+    assert json.loads(sync["Output"]) == {"seen": "a.jpg"}
+    assert sync["Status"] == "SUCCEEDED"
+
+    # Without a suffix the task only starts the child (a nameless one: patch sfn_nameless_execution).
+    started = json.loads(_nested(c, "parent-start", START_EXECUTION, child)["output"])
+    assert set(started) == {"ExecutionArn", "StartDate"}
+    assert started["ExecutionArn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:execution:child:")
+    _finished(c, started["ExecutionArn"])
+    assert len(c.sfn.list_executions(stateMachineArn=child)["executions"]) == 3
+
+    # A failed child fails the task with States.TaskFailed (what a Catch takes), its description as the cause.
+    failed = _nested(c, "parent-failing", START_EXECUTION + ".sync:2", failing)
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == "States.TaskFailed"
+    assert json.loads(failed["cause"])["Status"] == "FAILED"
+
+
 def _patched_attributes() -> dict[str, Any]:
     return {
         "StateMachine.create_from_cloudformation_json": StateMachine.__dict__["create_from_cloudformation_json"],
@@ -831,6 +939,9 @@ def _patched_attributes() -> dict[str, Any]:
         "retrier_decl.time": vars(retrier_decl)["time"],
         "WaitFunction._wait_interval": WaitFunction.__dict__["_wait_interval"],
         "Execution._get_start_execution_worker": Execution.__dict__["_get_start_execution_worker"],
+        "StateTaskServiceSfn._normalise_parameters": StateTaskServiceSfn.__dict__["_normalise_parameters"],
+        "StateTaskServiceSfn._normalise_response": StateTaskServiceSfn.__dict__.get("_normalise_response"),
+        "DomainDispatcherApplication.__call__": DomainDispatcherApplication.__dict__["__call__"],
         **{f"CloudFormationBackend.{name}": CloudFormationBackend.__dict__[name] for name in moto_patches._CFN_GUARDED},
     }
 
