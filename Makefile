@@ -8,8 +8,15 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 2>/dev/null); do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 STAMP := $(VENV)/.installed
+# checkov pins dependencies the project's own tools conflict with: it lives in a virtualenv of its own.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+# Only PyPI is reachable: no Prisma Cloud download, no update check.
+CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
+	--framework cloudformation --skip-download --compact --quiet
 
-.PHONY: help venv lint format typecheck cfn-lint test test-unit test-sfn-local bench-local run clean
+.PHONY: help venv lint format typecheck cfn-lint security test test-unit test-sfn-local bench-local run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,7 +44,22 @@ typecheck: $(STAMP) ## mypy
 cfn-lint: $(STAMP) ## Lint template.yaml
 	$(BIN)/cfn-lint template.yaml
 
-test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs
+$(CHECKOV_STAMP):
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required; set PYTHON=/path/to/python3.12" >&2; exit 2; }
+	rm -rf $(CHECKOV_VENV)
+	"$(PYTHON)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	touch $(CHECKOV_STAMP)
+
+security: $(STAMP) $(CHECKOV_STAMP) ## checkov on template.yaml and on its aws-sam-translator output
+	$(CHECKOV) --file template.yaml
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(BIN)/python -m localcloud.sam > "$$tmp/transformed.json" && \
+	  echo "checkov on the aws-sam-translator output:" && \
+	  $(CHECKOV) --file "$$tmp/transformed.json"
+
+test: $(STAMP) lint typecheck cfn-lint security ## Everything CI runs
 	$(BIN)/pytest
 
 test-unit: $(STAMP) ## Unit tests only
@@ -58,4 +80,4 @@ run: $(STAMP) ## Process the sample images on the embedded local cloud
 	$(BIN)/imgpipe demo
 
 clean: ## Remove the venv and outputs
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -141,6 +141,7 @@ class LocalCloud:
         event_retry_base_s: float = 1.0,
         time_scale: float = 1.0,
         mock_config: Path | None = None,
+        max_running: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port()
@@ -149,6 +150,9 @@ class LocalCloud:
         self._log_sink = log_sink
         self._event_retry_base_s = event_retry_base_s
         self.time_scale = time_scale
+        #: Executions started by events at once (0: no limit); see _wait_for_capacity.
+        self._max_running = max_running if max_running is not None else 2 * self.concurrency
+        self._deliveries_stopping = False
         # Like Step Functions Local, SFN_MOCK_CONFIG names the mock configuration file.
         mock_path = mock_config or (Path(os.environ["SFN_MOCK_CONFIG"]) if os.environ.get("SFN_MOCK_CONFIG") else None)
         self.mock_config = mock_configuration.load(mock_path) if mock_path else None
@@ -203,6 +207,7 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        self._deliveries_stopping = True
         self._deliveries.shutdown(wait=True, cancel_futures=True)
         with self._pools_lock:
             pools, self._pools = [*self._pools.values(), *self._retired], {}
@@ -398,6 +403,7 @@ class LocalCloud:
             try:
                 arn = target["Arn"]
                 backend = stepfunctions_parser_backends[arn.split(":")[4]][arn.split(":")[3]]
+                self._wait_for_capacity(backend, arn)
                 # EventBridge names the executions it starts with a UUID.
                 backend.start_execution(arn, str(uuid.uuid4()), execution_input=payload)
                 return
@@ -409,6 +415,25 @@ class LocalCloud:
                 break
             time.sleep(delay * self.time_scale)
         self._dead_letter(rule, target, payload, error, attempts)
+
+    def _wait_for_capacity(self, backend: Any, arn: str) -> None:
+        """Back-pressure: hold a delivery while the machine's workers are saturated.
+
+        On AWS a burst of uploads meets a thousand concurrent Lambda environments; here it meets a
+        worker pool per function sized to the cores. Starting every execution at once would queue
+        their tasks behind each other until their TimeoutSeconds (measured from the task's start)
+        expire: an artefact of the machine, not of the workflow. So deliveries wait while more than
+        ``max_running`` executions run; the delay shows up as event-to-start latency instead.
+        """
+        while self._max_running and not self._deliveries_stopping:
+            try:
+                machine = backend.describe_state_machine(arn)
+            except Exception:  # noqa: BLE001 - a missing target fails in start_execution, with its own error
+                return
+            running = sum(1 for e in list(machine.executions) if getattr(e, "exec_status", None) == "RUNNING")
+            if running < self._max_running:
+                return
+            time.sleep(0.02)
 
     def _dead_letter(self, rule: Any, target: dict[str, Any], payload: str, error: str, attempts: int) -> None:
         dlq_arn = (target.get("DeadLetterConfig") or {}).get("Arn")

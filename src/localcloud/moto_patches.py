@@ -30,10 +30,12 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import notifications as s3_notifications
 from moto.s3.models import FakeBucket
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
+from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -67,6 +69,7 @@ class _Originals:
     sfn_normalise_parameters: Any
     sfn_normalise_response: Any  # None: inherited, nothing to restore but the inheritance
     dispatch: Any
+    fail_error_name: Any
 
 
 @dataclass
@@ -499,6 +502,13 @@ def _sfn_normalise_response(
         response.update(_epoch_millis(response))
 
 
+# -- 13. A Fail state keeps a States.* error name from ErrorPath ---------------------------------
+
+
+class _FailStateErrorName(ErrorName):
+    """Any error name, ``States.*`` included, as a Fail state's ErrorPath may carry it."""
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -513,6 +523,7 @@ PATCHES: dict[str, str] = {
     "cfn_stack_reads_wait_for_create": "CloudFormationBackend.create_stack and its describe/list calls",
     "sfn_nested_execution": "StateTaskServiceSfn._normalise_parameters and _normalise_response",
     "fault_injection": "DomainDispatcherApplication.__call__",
+    "fail_state_error_name": "state_fail.CustomErrorName (a States.* ErrorPath became States.Runtime)",
     "sfn_mock_config": "StepFunctionsParserBackend.start_execution (#Case), Execution._get_start_execution_worker",
 }
 
@@ -553,6 +564,7 @@ def apply(
             sfn_normalise_parameters=StateTaskServiceSfn.__dict__["_normalise_parameters"],
             sfn_normalise_response=StateTaskServiceSfn.__dict__.get("_normalise_response"),
             dispatch=DomainDispatcherApplication.__call__,
+            fail_error_name=vars(state_fail)["CustomErrorName"],
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -569,6 +581,7 @@ def apply(
         StateTaskServiceSfn._normalise_parameters = _sfn_normalise_parameters  # type: ignore[method-assign]
         StateTaskServiceSfn._normalise_response = _sfn_normalise_response  # type: ignore[assignment,method-assign]
         DomainDispatcherApplication.__call__ = _dispatch  # type: ignore[method-assign]
+        setattr(state_fail, "CustomErrorName", _FailStateErrorName)  # noqa: B010 - the module's own import
 
 
 def remove() -> None:
@@ -595,6 +608,7 @@ def remove() -> None:
         else:
             StateTaskServiceSfn._normalise_response = originals.sfn_normalise_response  # type: ignore[method-assign]
         DomainDispatcherApplication.__call__ = originals.dispatch  # type: ignore[method-assign]
+        setattr(state_fail, "CustomErrorName", originals.fail_error_name)  # noqa: B010
         _state.faults.clear()
         _state.originals = None
         _state.runtime = None

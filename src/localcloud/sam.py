@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -140,3 +141,22 @@ def to_cloudformation(
             os.environ.pop("AWS_DEFAULT_REGION", None)
         else:
             os.environ["AWS_DEFAULT_REGION"] = previous
+
+
+def main() -> int:
+    """``python -m localcloud.sam``: print template.yaml as aws-sam-translator transforms it, as JSON.
+
+    What ``make security`` scans besides template.yaml: the roles, rules and schedules SAM generates.
+    """
+    try:
+        packaged, _ = package(load(), "artifacts-bucket")
+        document = to_cloudformation(packaged)
+    except TemplateError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(document, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,6 +41,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
+from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.mocking.mock_config import load_mock_test_case_for
@@ -927,6 +928,35 @@ def test_patched_sfn_nested_execution(patched: Clients) -> None:
     assert json.loads(failed["cause"])["Status"] == "FAILED"
 
 
+# -- 13. fail_state_error_name ------------------------------------------------------------------------
+
+FAIL_WITH_STATES_ERROR = {
+    "StartAt": "Fail",
+    "States": {"Fail": {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}},
+}
+
+
+def test_gap_fail_state_error_name(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch fail_state_error_name from moto_patches."""
+    c = unpatched
+    arn = _state_machine(c, FAIL_WITH_STATES_ERROR, name="fail-states")
+    execution = c.sfn.start_execution(
+        stateMachineArn=arn, name="x", input=json.dumps({"error": {"Error": "States.Timeout", "Cause": "late"}})
+    )["executionArn"]
+    assert _finished(c, execution)["error"] == "States.Runtime"
+
+
+def test_patched_fail_state_error_name(patched: Clients) -> None:
+    c = patched
+    arn = _state_machine(c, FAIL_WITH_STATES_ERROR, name="fail-states")
+    execution = c.sfn.start_execution(
+        stateMachineArn=arn, input=json.dumps({"error": {"Error": "States.Timeout", "Cause": "late"}})
+    )["executionArn"]
+    described = _finished(c, execution)
+    assert described["error"] == "States.Timeout"
+    assert described["cause"] == "late"
+
+
 def _patched_attributes() -> dict[str, Any]:
     return {
         "StateMachine.create_from_cloudformation_json": StateMachine.__dict__["create_from_cloudformation_json"],
@@ -942,6 +972,7 @@ def _patched_attributes() -> dict[str, Any]:
         "StateTaskServiceSfn._normalise_parameters": StateTaskServiceSfn.__dict__["_normalise_parameters"],
         "StateTaskServiceSfn._normalise_response": StateTaskServiceSfn.__dict__.get("_normalise_response"),
         "DomainDispatcherApplication.__call__": DomainDispatcherApplication.__dict__["__call__"],
+        "state_fail.CustomErrorName": vars(state_fail)["CustomErrorName"],
         **{f"CloudFormationBackend.{name}": CloudFormationBackend.__dict__[name] for name in moto_patches._CFN_GUARDED},
     }
 

@@ -6,6 +6,7 @@ Parameters of the template (each must exist, be used by a resource, and be accep
 - WatermarkText, WatermarkLogo, WatermarkPosition, WatermarkOpacity, WatermarkMinWidth
 - MaxUploadBytes, MaxPixels, UploadPrefix
 - WorkflowType, LogRetentionDays
+- ReconcileSchedule, ReconcileMinAgeSeconds, BackfillConcurrency (recovery: tests/template/test_recovery.py)
 
 aws-sam-translator leaves ``!Ref Parameter`` in place; where a test needs the value CloudFormation
 would deploy, ``helpers.Resolver`` resolves it from the parameter default or an override.
@@ -47,8 +48,14 @@ FUNCTIONS = (
     "NotifyFunction",
     "CleanupFunction",
 )
-BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket")
+BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket", "AccessLogBucket")
+#: The buckets whose server access logs go to AccessLogBucket.
+LOGGED_BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket")
 STATE_MACHINE = "ImagePipeline"
+#: Recovery (the reconciler and the backfill), checked in tests/template/test_recovery.py: here they only
+#: count towards the totals and the IAM rules, apart from the pipeline's own steps and state machine.
+RECOVERY_FUNCTIONS = ("ReconcileFunction",)
+RECOVERY_STATE_MACHINES = ("BackfillStateMachine",)
 PARAMETERS = (
     "RenditionWidths",
     "OutputFormats",
@@ -65,8 +72,10 @@ PARAMETERS = (
     "UploadPrefix",
     "WorkflowType",
     "LogRetentionDays",
+    "ReconcileSchedule",
+    "ReconcileMinAgeSeconds",
+    "BackfillConcurrency",
 )
-BASIC_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 
 #: Variables the settings code reads that the template deliberately leaves to the code's default.
 CODE_DEFAULT_ONLY = {
@@ -110,6 +119,57 @@ def role_statements(resources: Mapping[str, Any]) -> Iterator[tuple[str, str, di
                 yield role_name, policy["PolicyName"], statement
 
 
+#: Resource types that carry identity policies: (policy list property, or None for a single PolicyDocument).
+IDENTITY_POLICY_TYPES = {
+    "AWS::IAM::Role": "Policies",
+    "AWS::IAM::User": "Policies",
+    "AWS::IAM::Group": "Policies",
+    "AWS::IAM::Policy": None,
+    "AWS::IAM::ManagedPolicy": None,
+    "AWS::IAM::RolePolicy": None,
+    "AWS::IAM::UserPolicy": None,
+    "AWS::IAM::GroupPolicy": None,
+}
+
+
+def granted_statements(resources: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(resource, policy name, statement) for every statement of every identity policy the template grants:
+
+    inline policies of roles (those written in template.yaml and those aws-sam-translator generates),
+    users and groups, and standalone AWS::IAM::Policy / ManagedPolicy / RolePolicy / UserPolicy / GroupPolicy.
+    """
+    for name, resource in resources.items():
+        kind = resource.get("Type")
+        if kind not in IDENTITY_POLICY_TYPES:
+            continue
+        properties = resource.get("Properties", {})
+        listed = IDENTITY_POLICY_TYPES[kind]
+        policies = properties.get(listed, []) if listed else [properties]
+        for policy in policies:
+            label = str(policy.get("PolicyName", policy.get("ManagedPolicyName", kind)))
+            for statement in listify(policy["PolicyDocument"]["Statement"]):
+                yield name, label, statement
+
+
+def managed_policy_violations(resources: Mapping[str, Any]) -> list[str]:
+    """Managed policies attached to roles, users or groups that are not this template's own.
+
+    An AWS managed policy (arn:aws:iam::aws:policy/...) cannot be checked statement by statement here,
+    and the usual ones grant on "*" (AWSLambdaBasicExecutionRole: logs:CreateLogGroup, CreateLogStream
+    and PutLogEvents on every log group of the account). An AWS::IAM::ManagedPolicy of the template is
+    fine: granted_statements checks its statements.
+    """
+    own = set(of_type(resources, "AWS::IAM::ManagedPolicy"))
+    problems = []
+    for name, resource in resources.items():
+        if resource.get("Type") not in ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
+            continue
+        for arn in resource.get("Properties", {}).get("ManagedPolicyArns", []):
+            if not (isinstance(arn, Mapping) and set(arn) == {"Ref"} and arn["Ref"] in own):
+                problems.append(f"{name} attaches the managed policy {json.dumps(arn)}")
+    return problems
+
+
 def role_of(resources: Mapping[str, Any], function: str) -> str:
     target = getatt(props(resources, function)["Role"])
     assert target is not None
@@ -127,6 +187,41 @@ def s3_object_target(resource: Any) -> tuple[str, str] | None:
     return match.group("attr") or match.group("ref"), match.group("key")
 
 
+_SFN_ARN = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:"
+#: The EventBridge rule Step Functions manages for .sync integrations (AWS names it; every account has one).
+SYNC_RULE_ARN = (
+    "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+    "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+)
+SYNC_RULE_ACTIONS = frozenset({"events:PutTargets", "events:PutRule", "events:DescribeRule"})
+
+
+def states_or_events_target(resource: Any, actions: list[Any], resources: Mapping[str, Any]) -> bool:
+    """True for the few ARNs a Fn::Sub must spell out, when they name exactly this template's things:
+
+    * the executions of one of its state machines (``execution:${Machine.Name}:*``), whose ARNs
+      exist only at run time;
+    * a state machine with a fixed ``${AWS::StackName}-...`` name, and its Distributed Map child
+      executions (``execution:<name>/*``): a machine's own role cannot Ref the machine (a cycle);
+    * the managed rule a .sync integration needs, for the three actions AWS documents.
+    """
+    if not (isinstance(resource, Mapping) and set(resource) == {"Fn::Sub"} and isinstance(resource["Fn::Sub"], str)):
+        return False
+    text: str = resource["Fn::Sub"]
+    machines = of_type(resources, "AWS::StepFunctions::StateMachine")
+    fixed = {
+        name["Fn::Sub"]
+        for machine in machines.values()
+        if isinstance(name := machine["Properties"].get("StateMachineName"), Mapping) and set(name) == {"Fn::Sub"}
+    }
+    allowed = {f"{_SFN_ARN}execution:${{{machine}.Name}}:*" for machine in machines}
+    allowed |= {f"{_SFN_ARN}stateMachine:{name}" for name in fixed if name.startswith("${AWS::StackName}-")}
+    allowed |= {f"{_SFN_ARN}execution:{name}/*" for name in fixed if name.startswith("${AWS::StackName}-")}
+    if text in allowed:
+        return all(isinstance(a, str) and a.startswith("states:") for a in actions)
+    return text == SYNC_RULE_ARN and set(actions) <= SYNC_RULE_ACTIONS
+
+
 def statement_violations(statement: Mapping[str, Any], resources: Mapping[str, Any]) -> list[str]:
     """Why an IAM statement is broader than "these actions on these resources of this template"."""
     if statement.get("Effect") == "Deny":
@@ -142,10 +237,23 @@ def statement_violations(statement: Mapping[str, Any], resources: Mapping[str, A
         if not isinstance(action, str) or ":" not in action or "*" in action:
             problems.append(f"action {action!r} is not one specific action")
     buckets = set(of_type(resources, "AWS::S3::Bucket"))
+    s3_object_actions_only = bool(actions) and all(
+        isinstance(a, str) and a.startswith("s3:") and a not in S3_BUCKET_ACTIONS for a in actions
+    )
     for resource in resource_list:
         text = resource if isinstance(resource, str) else json.dumps(resource)
+        if states_or_events_target(resource, actions, resources):
+            continue
         if resource == "*" or ":*" in text:
             problems.append(f"resource {text} is a wildcard")
+            continue
+        # A wildcard is allowed only in the key of an object ARN of one of the template's buckets
+        # (<bucket arn>/<prefix>*); executions and the .sync rule were let through above.
+        object_target = s3_object_target(resource)
+        if ("*" in text or "?" in text) and not (
+            s3_object_actions_only and object_target and object_target[0] in buckets
+        ):
+            problems.append(f"resource {text} has a wildcard outside an object key of a bucket of this template")
             continue
         if not references(resource) & set(resources):
             problems.append(f"resource {text} names no resource of this template")
@@ -189,20 +297,21 @@ def test_transform_leaves_plain_cloudformation(cfn: dict[str, Any]) -> None:
 
 
 EXPECTED_COUNTS = {
-    "AWS::S3::Bucket": 3,
-    "AWS::S3::BucketPolicy": 3,
+    "AWS::S3::Bucket": 4,  # source, destination, staging, their access logs
+    "AWS::S3::BucketPolicy": 4,
     "AWS::SNS::Topic": 1,
     "AWS::SNS::TopicPolicy": 1,
     "AWS::KMS::Key": 1,
     "AWS::SQS::Queue": 1,
     "AWS::SQS::QueuePolicy": 1,
-    "AWS::Lambda::Function": 6,
+    "AWS::Lambda::Function": 7,  # with the reconciler
     "AWS::Lambda::LayerVersion": 1,
-    "AWS::Logs::LogGroup": 6,
-    "AWS::StepFunctions::StateMachine": 1,
+    "AWS::Logs::LogGroup": 7,
+    "AWS::StepFunctions::StateMachine": 2,  # the pipeline, the backfill
+    "AWS::Scheduler::Schedule": 1,  # the reconciler's
     "AWS::Events::Rule": 1,
     "AWS::CloudWatch::Alarm": 3,
-    "AWS::IAM::Role": 8,  # six functions, the state machine, the rule
+    "AWS::IAM::Role": 11,  # six functions, the state machine, the rule; the reconciler, its schedule, the backfill
 }
 
 
@@ -210,8 +319,8 @@ def test_expected_resources_exist_by_type(resources: dict[str, Any]) -> None:
     counts = Counter(r["Type"] for r in resources.values())
     assert {kind: counts.get(kind, 0) for kind in EXPECTED_COUNTS} == EXPECTED_COUNTS
     assert set(of_type(resources, "AWS::S3::Bucket")) == set(BUCKETS)
-    assert set(of_type(resources, "AWS::Lambda::Function")) == set(FUNCTIONS)
-    assert set(of_type(resources, "AWS::StepFunctions::StateMachine")) == {STATE_MACHINE}
+    assert set(of_type(resources, "AWS::Lambda::Function")) == {*FUNCTIONS, *RECOVERY_FUNCTIONS}
+    assert set(of_type(resources, "AWS::StepFunctions::StateMachine")) == {STATE_MACHINE, *RECOVERY_STATE_MACHINES}
     assert set(of_type(resources, "AWS::SNS::Topic")) == {"Topic"}
     assert set(of_type(resources, "AWS::KMS::Key")) == {"TopicKey"}
     assert set(of_type(resources, "AWS::SQS::Queue")) == {"DeadLetterQueue"}
@@ -221,7 +330,7 @@ def test_packaging_points_every_code_uri_at_an_uploaded_zip(
     template: dict[str, Any], packaged: dict[str, Any], artifacts: list[sam.Artifact]
 ) -> None:
     by_id = {a.logical_id: a for a in artifacts}
-    assert set(by_id) == {*FUNCTIONS, "SharedLayer"}
+    assert set(by_id) == {*FUNCTIONS, *RECOVERY_FUNCTIONS, "SharedLayer"}
     for name in FUNCTIONS:
         assert packaged["Resources"][name]["Properties"]["CodeUri"] == f"s3://{ARTIFACTS_BUCKET}/{by_id[name].key}"
     assert packaged["Resources"]["SharedLayer"]["Properties"]["ContentUri"] == (
@@ -351,8 +460,11 @@ def test_state_machine_role_grants_what_the_definition_uses(resources: dict[str,
 
 
 def test_iam_statements_name_specific_actions_and_resources(resources: dict[str, Any]) -> None:
-    statements = list(role_statements(resources))
-    assert len({role for role, _, _ in statements}) == EXPECTED_COUNTS["AWS::IAM::Role"]
+    """Every statement of every identity policy the transformed template grants (see granted_statements)."""
+    statements = list(granted_statements(resources))
+    granting = {name for name, _, _ in statements}
+    assert set(of_type(resources, "AWS::IAM::Role")) <= granting, "a role with no inline policy"
+    assert len(set(of_type(resources, "AWS::IAM::Role"))) == EXPECTED_COUNTS["AWS::IAM::Role"]
     violations = [
         f"{role}/{policy}: {problem}\n    {json.dumps(statement)}"
         for role, policy, statement in statements
@@ -385,6 +497,53 @@ BROAD_STATEMENTS = {
         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*"},
     },
     "not action": {"Effect": "Allow", "NotAction": "s3:DeleteObject", "Resource": {"Fn::GetAtt": ["Topic", "Arn"]}},
+    "any execution": {
+        "Effect": "Allow",
+        "Action": "states:DescribeExecution",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:*"},
+    },
+    "executions of a machine not in the template": {
+        "Effect": "Allow",
+        "Action": "states:StopExecution",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:other:*"},
+    },
+    "any events rule": {
+        "Effect": "Allow",
+        "Action": "events:PutRule",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"},
+    },
+    "other actions on the sync rule": {
+        "Effect": "Allow",
+        "Action": "events:DeleteRule",
+        "Resource": {"Fn::Sub": SYNC_RULE_ARN},
+    },
+    "function name prefix": {
+        "Effect": "Allow",
+        "Action": "lambda:InvokeFunction",
+        "Resource": {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${name}*",
+                {"name": {"Ref": "ValidateFunction"}},
+            ]
+        },
+    },
+    "any log group": {
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"},
+    },
+    "kms on an object key pattern": {
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": {"Fn::Sub": "${SourceBucket.Arn}/*"},
+    },
+    "s3 on executions": {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": {
+            "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${ImagePipeline.Name}:*"
+        },
+    },
 }
 
 
@@ -394,22 +553,59 @@ def test_iam_check_flags_broad_statements(statement: dict[str, Any], resources: 
     assert statement_violations(statement, resources)
 
 
-def test_managed_policies_are_only_lambda_basic_execution(resources: dict[str, Any]) -> None:
-    """Managed policies are not checked statement by statement, so only one is allowed.
+def test_no_managed_policy_is_attached(resources: dict[str, Any]) -> None:
+    """No role carries an AWS managed policy, whose statements this test cannot scope.
 
-    AWSLambdaBasicExecutionRole (logs:CreateLogGroup/CreateLogStream/PutLogEvents) is what every
-    function needs to write to its log group; aws-sam-translator attaches it to each function role.
-    The state machine and the event rule roles get no managed policy. Every other permission is an
-    inline statement, checked by test_iam_statements_name_specific_actions_and_resources.
+    aws-sam-translator attaches AWSLambdaBasicExecutionRole (logs:CreateLogGroup, CreateLogStream and
+    PutLogEvents on "*") to every role it generates for a function, whatever else is set, unless the
+    function names its own Role. So each function has an explicit role in template.yaml: its own
+    statements plus logs:CreateLogStream/PutLogEvents on its own log group (see the next test).
     """
-    function_roles = {role_of(resources, f) for f in FUNCTIONS}
-    assert len(function_roles) == len(FUNCTIONS), "each function should have a role of its own"
-    for name, role in of_type(resources, "AWS::IAM::Role").items():
-        attached = role["Properties"].get("ManagedPolicyArns", [])
-        assert attached == ([BASIC_EXECUTION_ROLE] if name in function_roles else []), name
-    # No permissions hide in standalone policies either.
-    assert not of_type(resources, "AWS::IAM::Policy")
-    assert not of_type(resources, "AWS::IAM::ManagedPolicy")
+    function_roles = {role_of(resources, f) for f in of_type(resources, "AWS::Lambda::Function")}
+    assert len(function_roles) == len(of_type(resources, "AWS::Lambda::Function")), (
+        "each function should have a role of its own"
+    )
+    assert managed_policy_violations(resources) == [], (
+        "give each AWS::Serverless::Function an explicit Role (README: Security), or SAM attaches "
+        "AWSLambdaBasicExecutionRole"
+    )
+
+
+def test_managed_policy_check_flags_aws_managed_policies(resources: dict[str, Any]) -> None:
+    """Negative control: the role SAM would generate (AWSLambdaBasicExecutionRole attached) is reported."""
+    broken = copy.deepcopy(dict(resources))
+    role = role_of(broken, "ValidateFunction")
+    broken[role]["Properties"]["ManagedPolicyArns"] = [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+    ]
+    assert managed_policy_violations(broken) == [
+        f"{role} attaches the managed policy "
+        '{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}'
+    ]
+
+
+def test_functions_write_logs_only_to_their_own_log_group(resources: dict[str, Any]) -> None:
+    """The logs grant AWSLambdaBasicExecutionRole would give, narrowed to the group LoggingConfig names.
+
+    Log groups are created by the template (with their retention), so no function may create one;
+    Fn::GetAtt <LogGroup>.Arn is the group's ARN ending in ":*", which covers its log streams only.
+    """
+    for function in of_type(resources, "AWS::Lambda::Function"):
+        properties = props(resources, function)
+        assert "LoggingConfig" in properties, f"{function}: no LoggingConfig naming a log group of the template"
+        group = properties["LoggingConfig"]["LogGroup"]
+        assert set(group) == {"Ref"}, function
+        role = role_of(resources, function)
+        logs = {
+            (action, json.dumps(resource))
+            for name, _, statement in granted_statements(resources)
+            if name == role and statement.get("Effect") == "Allow"
+            for action in listify(statement["Action"])
+            if action.startswith("logs:")
+            for resource in listify(statement["Resource"])
+        }
+        target = json.dumps({"Fn::GetAtt": [group["Ref"], "Arn"]})
+        assert logs == {("logs:CreateLogStream", target), ("logs:PutLogEvents", target)}, function
 
 
 EXPECTED_S3_ACCESS = {
@@ -518,7 +714,7 @@ def test_staging_prefix_is_the_same_in_env_iam_and_lifecycle(
 
 
 def test_function_list_matches_the_template(template: dict[str, Any]) -> None:
-    assert set(of_type(template["Resources"], "AWS::Serverless::Function")) == set(FUNCTIONS)
+    assert set(of_type(template["Resources"], "AWS::Serverless::Function")) == {*FUNCTIONS, *RECOVERY_FUNCTIONS}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -809,6 +1005,34 @@ def test_bucket_policy_denies_insecure_transport(bucket: str, resources: dict[st
     assert any(s3_object_target(r) == (bucket, "*") for r in covered), "every object in it"
 
 
+def test_buckets_log_access_to_the_access_log_bucket(resources: dict[str, Any]) -> None:
+    """S3 server access logs of every other bucket, each under a prefix of its own, delivered by the logging service."""
+    assert set(BUCKETS) - set(LOGGED_BUCKETS) == {"AccessLogBucket"}
+    prefixes = []
+    for bucket in LOGGED_BUCKETS:
+        logging = props(resources, bucket)["LoggingConfiguration"]
+        assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}, bucket
+        prefixes.append(logging["LogFilePrefix"])
+    assert len(set(prefixes)) == len(prefixes)
+    assert all(p.endswith("/") for p in prefixes)
+    assert "LoggingConfiguration" not in props(resources, "AccessLogBucket"), "it would log its own deliveries"
+    [policy] = [
+        p["Properties"]["PolicyDocument"]
+        for p in of_type(resources, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "AccessLogBucket"}
+    ]
+    [grant] = [s for s in listify(policy["Statement"]) if s["Effect"] == "Allow"]
+    assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert grant["Action"] == "s3:PutObject"
+    assert s3_object_target(grant["Resource"]) == ("AccessLogBucket", "*")
+    sources = grant["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert len(sources) == len(LOGGED_BUCKETS)
+    assert {getatt(s) for s in sources} == {(b, "Arn") for b in LOGGED_BUCKETS}
+    assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    rules = props(resources, "AccessLogBucket")["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and int(r.get("ExpirationInDays", 0)) > 0 for r in rules), "logs expire"
+
+
 def test_staging_bucket_expires_intermediates(resources: dict[str, Any]) -> None:
     rules = props(resources, "StagingBucket")["LifecycleConfiguration"]["Rules"]
     assert any(r["Status"] == "Enabled" and 0 < int(r.get("ExpirationInDays", 0)) <= 7 for r in rules)
@@ -897,12 +1121,12 @@ def test_workflow_type_override(workflow_type: str, template: dict[str, Any], pa
     assert constraint_violations(template["Parameters"]["WorkflowType"], workflow_type) == []
     overrides = {"WorkflowType": workflow_type}
     transformed = sam.to_cloudformation(packaged, overrides)
-    _, state_machine = single(transformed["Resources"], "AWS::StepFunctions::StateMachine")
+    state_machine = props(transformed["Resources"], STATE_MACHINE)
     assert Resolver(transformed, overrides)(state_machine["StateMachineType"]) == workflow_type
 
 
 def test_workflow_type_defaults_to_standard(cfn: dict[str, Any]) -> None:
-    _, state_machine = single(cfn["Resources"], "AWS::StepFunctions::StateMachine")
+    state_machine = props(cfn["Resources"], STATE_MACHINE)
     assert Resolver(cfn)(state_machine["StateMachineType"]) == "STANDARD"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from typing import Any
 
@@ -58,6 +59,9 @@ def test_source_digest_is_stable_and_specific() -> None:
 
 # -- stem --------------------------------------------------------------------------------------
 
+#: An expected stem ending in "~": the cleaned head, then 16 hex digits of the SHA-256 of the whole key.
+TAGGED = "~"
+
 
 @pytest.mark.parametrize(
     ("key", "prefix", "expected"),
@@ -65,26 +69,53 @@ def test_source_digest_is_stable_and_specific() -> None:
         ("uploads/photo.jpg", "uploads/", "photo.jpg"),
         ("uploads/2024/05/photo.jpg", "uploads/", "2024/05/photo.jpg"),
         ("uploads/photo.png", "uploads/", "photo.png"),  # the extension stays: no clash with photo.jpg
-        ("uploads/../../etc/passwd", "uploads/", "etc/passwd"),
-        ("uploads/a/../b.jpg", "uploads/", "a/b.jpg"),
-        ("uploads/./a/./b.jpg", "uploads/", "a/b.jpg"),
-        ("uploads//a///b.jpg", "uploads/", "a/b.jpg"),
-        ("uploads/a\\..\\..\\b.jpg", "uploads/", "a/b.jpg"),
-        ("uploads/a/", "uploads/", "a"),
-        ("uploads/", "uploads/", "_"),
-        ("uploads/..", "uploads/", "_"),
-        ("uploads/./../.", "uploads/", "_"),
-        ("other/photo.jpg", "uploads/", "other/photo.jpg"),  # outside the prefix: the whole key
-        ("/abs/photo.jpg", "", "abs/photo.jpg"),
+        ("uploads/../../etc/passwd", "uploads/", "etc/passwd~"),
+        ("uploads/a/../b.jpg", "uploads/", "a/b.jpg~"),
+        ("uploads/./a/./b.jpg", "uploads/", "a/b.jpg~"),
+        ("uploads//a///b.jpg", "uploads/", "a/b.jpg~"),
+        ("uploads/a\\..\\..\\b.jpg", "uploads/", "a/b.jpg~"),
+        ("uploads/a/", "uploads/", "a~"),
+        ("uploads/", "uploads/", "_~"),
+        ("uploads/..", "uploads/", "_~"),
+        ("uploads/./../.", "uploads/", "_~"),
+        ("other/photo.jpg", "uploads/", "other/photo.jpg~"),  # outside the prefix: the whole key, tagged
+        ("/abs/photo.jpg", "", "abs/photo.jpg~"),
         ("photo.jpg", "", "photo.jpg"),
         ("uploads/...jpg", "uploads/", "...jpg"),  # dots inside a name are fine
         ("uploads/.hidden", "uploads/", ".hidden"),
         ("uploads/my photo+1.jpg", "uploads/", "my photo+1.jpg"),
         ("uploads/フォト/写真.jpg", "uploads/", "フォト/写真.jpg"),
+        ("uploads/100% sure.jpg", "uploads/", "100% sure.jpg"),  # not an escape: kept
+        ("uploads/literal%20twenty.jpg", "uploads/", "literal%20twenty.jpg"),  # decodes to a plain name: kept
+        ("uploads/%2e%2e/x.jpg", "uploads/", "_2e_2e/x.jpg~"),  # ".." once percent-decoded
+        ("uploads/a%2F..%2Fb.jpg", "uploads/", "a_2F.._2Fb.jpg~"),  # "a/../b.jpg" once decoded
+        ("uploads/a%5Cb.jpg", "uploads/", "a_5Cb.jpg~"),  # a backslash once decoded
+        ("uploads/a~0123456789abcdef", "uploads/", "a~0123456789abcdef~"),  # looks tagged: tagged again
+        ("uploads/a~0123456789abcdeF", "uploads/", "a~0123456789abcdeF"),  # not a tag (upper case)
     ],
 )
 def test_stem(key: str, prefix: str, expected: str) -> None:
+    if expected.endswith(TAGGED):
+        expected += hashlib.sha256(key.encode()).hexdigest()[:16]
     assert keys.stem(key, prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("uploads/twins/a.jpg", "uploads/twins/./a.jpg"),
+        ("uploads/a/b.jpg", "uploads/a/../a/b.jpg"),
+        ("uploads/a/b.jpg", "uploads/a//b.jpg"),
+        ("uploads/a/b.jpg", "uploads/a\\b.jpg"),
+        ("uploads/a", "uploads/a/"),
+        ("uploads/_", "uploads/"),
+        ("uploads/x.jpg", "x.jpg"),  # outside the prefix
+        ("uploads/%2e%2e/x.jpg", "uploads/_2e_2e/x.jpg"),
+    ],
+)
+def test_keys_that_used_to_share_a_stem_do_not(first: str, second: str) -> None:
+    """Each pair once mapped to one destination folder: the second upload overwrote the first's outputs."""
+    assert keys.stem(first, "uploads/") != keys.stem(second, "uploads/")
 
 
 NASTY_KEYS = [

@@ -71,7 +71,7 @@ def decode(img: Image.Image, target_width: int) -> tuple[Image.Image, bytes | No
     Applies the EXIF orientation, normalises the colour mode and returns the image with
     the ICC profile that describes its pixels (None for untagged images).
     """
-    orientation = _orientation(img)
+    orientation = _orientation(img) if img.format in ("JPEG", "MPO") else 1  # PNG's getexif() loads the pixels
     if img.format in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
         # draft() picks the largest DCT scale (1/2, 1/4, 1/8) whose result is still at
         # least this big, in the stored (not yet rotated) orientation.
@@ -159,7 +159,7 @@ def renditions(img: Image.Image, widths: Sequence[int]) -> Iterator[Rendition]:
     """
     current = img
     for width in widths:
-        height = scaled_height(current.width, current.height, width)
+        height = scaled_height(img.width, img.height, width)
         if width != current.width:
             current = current.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
         yield Rendition(width=width, height=height, image=current)

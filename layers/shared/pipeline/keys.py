@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 MAX_KEY_BYTES: Final = 1024
 #: Room kept after the stem for "/<width>w.<ext>" and "/manifest.json".
@@ -22,22 +23,54 @@ def source_digest(bucket: str, key: str, etag: str) -> str:
 
 
 def stem(key: str, upload_prefix: str) -> str:
-    """The destination folder for a source key: the key below the upload prefix.
+    """The destination folder for a source key: the key below the upload prefix, when that is safe.
 
-    Empty, ``.`` and ``..`` segments are dropped so that a key can never address a
-    place outside its own folder (for S3 consumers that treat keys as paths). The
-    file name keeps its extension, so ``a.jpg`` and ``a.png`` do not collide.
-    Over-long stems are shortened and made unique with a hash of the full key.
+    The result is a relative key that no consumer can read as a path out of its folder: it never
+    starts with ``/`` and has no empty, ``.`` or ``..`` segment, neither as written nor once
+    percent-decoded, and no backslash. Renditions and the manifest fit in S3's 1024 bytes after it.
+    The file name keeps its extension, so ``a.jpg`` and ``a.png`` do not collide.
+
+    Distinct keys get distinct stems. A key below the prefix that is already safe and short keeps
+    its readable name exactly; any other key (a traversal segment, a backslash, an over-long name, a
+    key outside the prefix, or a name that itself ends like ``~<16 hex digits>``) is cleaned and
+    ends in ``~`` and 16 hex digits of the SHA-256 of the whole key: readable, and unique unless
+    SHA-256 collides in 64 bits.
     """
-    relative = key[len(upload_prefix) :] if upload_prefix and key.startswith(upload_prefix) else key
-    segments = [s for s in relative.replace("\\", "/").split("/") if s not in ("", ".", "..")]
-    result = "/".join(segments) or "_"
+    inside = not upload_prefix or key.startswith(upload_prefix)
+    relative = key[len(upload_prefix) :] if inside else key
     limit = MAX_KEY_BYTES - _SUFFIX_ROOM
-    if len(result.encode()) > limit:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        head = result.encode()[: limit - len(digest) - 1].decode("utf-8", "ignore").rstrip("/")
-        result = f"{head}~{digest}"
-    return result
+    segments = relative.split("/")
+    if (
+        inside
+        and all(_safe(segment) for segment in segments)
+        and not _DIGEST_SUFFIX.search(relative)
+        and len(relative.encode()) <= limit
+    ):
+        return relative
+    cleaned = [_clean(segment) for segment in relative.replace("\\", "/").split("/")]
+    head = "/".join(segment for segment in cleaned if segment) or "_"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:_DIGEST_CHARS]
+    room = limit - len(digest) - 1
+    head = head.encode()[:room].decode("utf-8", "ignore").rstrip("/") or "_"
+    return f"{head}~{digest}"
+
+
+_DIGEST_CHARS: Final = 16
+_DIGEST_SUFFIX: Final = re.compile(r"~[0-9a-f]{16}$")
+_DOT_SEGMENTS: Final = frozenset({"", ".", ".."})
+
+
+def _safe(segment: str) -> bool:
+    """A segment no consumer reads as a path step, whether it decodes %-escapes (once) or not."""
+    decoded = unquote(segment)
+    return segment not in _DOT_SEGMENTS and decoded not in _DOT_SEGMENTS and "\\" not in decoded and "/" not in decoded
+
+
+def _clean(segment: str) -> str:
+    """A safe stand-in for a segment ("" drops it); the digest keeps the stem unique."""
+    if segment in _DOT_SEGMENTS:
+        return ""
+    return segment if _safe(segment) else segment.replace("%", "_")
 
 
 def rendition_key(stem_: str, width: int, extension: str) -> str:

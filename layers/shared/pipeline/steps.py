@@ -30,6 +30,15 @@ from pipeline.storage import S3Store, Topic
 _MANIFEST_VERSION = 1
 
 
+def _run_digest(source: ObjectRef, execution: str) -> str:
+    """The staging folder of one execution's work on one source version.
+
+    Two executions of the same upload (EventBridge and Express are at-least-once) may run at
+    once: each works in a folder of its own, so one's clean-up never removes the other's inputs.
+    """
+    return keys.source_digest(source["bucket"], source["key"], source["etag"] + "\0" + execution)
+
+
 # -- validate ---------------------------------------------------------------------------------
 
 
@@ -108,7 +117,7 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
     widths = imaging.plan_widths(display_width(image), settings.widths)
     with imaging.open_image(data, settings.max_pixels) as img:
         decoded, icc = imaging.decode(img, widths[0])
-    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    digest = _run_digest(source, event.execution)
     staged: list[StagedImage] = []
     for rendition in imaging.renditions(decoded, widths):
         key = keys.staging_key(settings.staging.prefix, digest, f"resized/{rendition.width}w.png")
@@ -128,7 +137,7 @@ def watermark_and_encode(
     from pipeline import encoding, imaging, watermark
 
     source, renditions = event.source, event.renditions
-    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    digest = _run_digest(source, event.execution)
     outputs: list[Output] = []
     for staged in renditions:
         img, icc = imaging.from_lossless(s3.read(staged["bucket"], staged["key"]))
@@ -165,7 +174,7 @@ def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, 
     source, image, outputs = event.source, event.image, event.outputs
     stem = keys.stem(source["key"], settings.upload_prefix)
     manifest_ref = {"bucket": settings.destination_bucket, "key": keys.manifest_key(stem)}
-    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    digest = _run_digest(source, event.execution)
     staging_prefix = keys.staging_key(settings.staging.prefix, digest, "")
 
     existing = s3.read_json(settings.destination_bucket, manifest_ref["key"])
@@ -225,7 +234,7 @@ def cleanup(event: CleanupEvent, settings: StoreSettings, s3: S3Store) -> dict[s
     source = event.source
     if source is None:
         return {"staging_deleted": 0, "outputs_deleted": 0}
-    digest = keys.source_digest(source["bucket"], source["key"], source["etag"])
+    digest = _run_digest(source, event.execution)
     staged = s3.list_keys(settings.staging.bucket, keys.staging_key(settings.staging.prefix, digest, ""))
     s3.delete(settings.staging.bucket, staged)
     stem = keys.stem(source["key"], settings.upload_prefix)
