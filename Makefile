@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
 	--framework cloudformation --skip-download --compact --quiet
 
-.PHONY: help venv lint format typecheck cfn-lint security test test-unit test-sfn-local bench-local run clean
+.PHONY: help venv lint format typecheck cfn-lint security test test-unit test-sfn-local bench bench-local run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ test-sfn-local: $(STAMP) ## The state-machine cases on Step Functions Local (nee
 	@for i in $$(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/$(SFN_LOCAL_PORT)) 2>/dev/null && break; sleep 1; done
 	SFN_LOCAL_ENDPOINT=http://127.0.0.1:$(SFN_LOCAL_PORT) $(BIN)/pytest tests/statemachine -k "sfn-local" -rs; \
 	  status=$$?; docker compose -f docker-compose.sfn-local.yml down; exit $$status
+
+bench: $(STAMP) ## Imaging against pyvips and naive Pillow (installs the bench extra)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/imgpipe bench
 
 bench-local: $(STAMP) ## Local cloud figures: upload-to-notification time, orchestration overhead
 	$(BIN)/python benchmarks/bench_local_cloud.py

@@ -179,6 +179,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from localcloud import bench
+
+    plot = Path(args.plot)
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    figures = bench.run(args.json, plot, repeats=args.repeats)
+    if not args.json:
+        bench.render(figures, Console())
+        Console().print(f"plot: {plot}")
+    return EXIT_OK
+
+
 def cmd_start_execution(args: argparse.Namespace) -> int:
     from localcloud.manual import print_path, start_manual_execution
 
@@ -216,6 +228,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="resize+watermark against pyvips and naive Pillow: time, memory, PSNR")
+    p.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    p.add_argument("--plot", default="out/bench-imaging.png", help="PNG plot of time per case")
+    p.add_argument("--repeats", type=int, default=7)
+    p.set_defaults(func=cmd_bench)
 
     sub.add_parser("cost", help="cost per 1M images on Standard and Express, x86 and arm64 (see imgpipe cost -h)")
 

@@ -1,0 +1,60 @@
+"""The imaging benchmark's per-case measurement runs on a small image and yields every figure.
+
+The image is 1280x960: just wide enough for the 1024 px rendition whose quality is measured.
+
+No timing is asserted: figures are for benchmarks/bench_imaging.py to print.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from localcloud import bench
+
+CASE = bench.CASES_BY_NAME["jpeg-12mp"].scaled((1280, 960))
+
+
+@pytest.fixture(scope="module")
+def figures() -> dict:
+    data = bench.encode_source(CASE)
+    return bench.measure_case(CASE, data, impls=(bench.OURS, bench.NAIVE), repeats=2)
+
+
+def test_each_implementation_has_positive_times_memory_and_bytes(figures: dict) -> None:
+    assert set(figures["impls"]) == {bench.OURS, bench.NAIVE}
+    for impl in figures["impls"].values():
+        assert {"median_ms", "min_ms", "times_ms", "cpu_ms", "bytes_out", "peak_added_mb"} <= impl.keys()
+        assert impl["median_ms"] > 0
+        assert len(impl["times_ms"]) == 2
+        assert all(t > 0 for t in impl["times_ms"])
+        assert impl["bytes_out"] > 0
+        assert impl["peak_added_mb"] >= 0
+
+
+def test_quality_and_ratios_are_reported(figures: dict) -> None:
+    ours = figures["impls"][bench.OURS]
+    assert ours["psnr_db"] > 30
+    assert ours["psnr_jpeg_db"] > 25
+    assert figures["reference"]["psnr_jpeg_db"] > 25
+    assert figures["ratios"]["memory_ours_vs_naive"] is not None
+    assert figures["ratios"]["time_ours_vs_pyvips"] is None  # pyvips was not asked for
+    assert set(figures["targets_met"]) == {"time", "memory", "psnr"}
+    assert figures["targets_met"]["time"] is None
+
+
+def test_the_outputs_are_the_three_renditions() -> None:
+    data = bench.encode_source(CASE)
+    assert sorted(bench.run_ours(data)) == [320, 1024, 1280]  # never upscaled to 2048
+    assert sorted(bench.run_naive(data)) == [320, 1024, 1280]
+
+
+def test_pyvips_when_importable() -> None:
+    if importlib.util.find_spec("pyvips") is None:
+        pytest.skip("pyvips is not installed (it is in the optional 'bench' extra)")
+    vips, why = bench.pyvips_module()
+    if vips is None:
+        pytest.skip(f"pyvips cannot be used here: {why}")
+    data = bench.encode_source(CASE)
+    assert sorted(bench.run_pyvips(data, vips)) == [320, 1024, 1280]
