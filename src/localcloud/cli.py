@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from localcloud.cloud import LocalCloud, LocalCloudError, Stack
-from localcloud.runner import Result, process
+from localcloud.runner import InputError, Result, input_files, process
 from localcloud.sam import ROOT, TemplateError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -37,22 +37,7 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _files(paths: Sequence[str]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UsageError(f"{raw}: no such file or directory")
-    names = [p.name for p in files]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise UsageError(f"two inputs share the file name {duplicates[0]!r}; keys are file names")
-    if not files:
-        raise UsageError("no input files")
-    return files
+    return input_files(paths)
 
 
 def _table(results: Sequence[Result]) -> Table:
@@ -259,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except (UsageError, FileNotFoundError, json.JSONDecodeError) as exc:
+    except (UsageError, InputError, FileNotFoundError, json.JSONDecodeError) as exc:
         err.print(f"[red]imgpipe: {exc}[/]")
         return EXIT_USAGE
     except (LocalCloudError, TemplateError) as exc:

@@ -874,24 +874,9 @@ def _pairs(values: Sequence[str], option: str, kind: type[float] | type[int] | t
 
 
 def _images(paths: Sequence[str]) -> list[Path]:
-    if not paths:
-        return sample_images()
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UsageError(f"{raw}: no such file or directory")
-    names = [p.name for p in files]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise UsageError(f"two inputs share the file name {duplicates[0]!r}; keys are file names")
-    if not files:
-        raise UsageError("no input files")
-    return files
+    from localcloud.runner import input_files
+
+    return input_files(paths) if paths else sample_images()
 
 
 def _number(value: str) -> Decimal:

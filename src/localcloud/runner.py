@@ -15,6 +15,30 @@ from localcloud.cloud import LocalCloud, Stack
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
+class InputError(ValueError):
+    """The files given cannot be processed as asked."""
+
+
+def input_files(paths: Sequence[str]) -> list[Path]:
+    """Files to upload, directories expanded; their names become keys, so they must be distinct."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{raw}: no such file or directory")
+    names = [p.name for p in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"two inputs share the file name {duplicates[0]!r}; keys are file names")
+    if not files:
+        raise InputError("no input files")
+    return files
+
+
 @dataclass
 class OutputFile:
     key: str
