@@ -252,8 +252,19 @@ def test_moto_asl_parser_accepts_the_definition(asl_text: str, asl: dict[str, An
 def test_static_analysers_accept_the_definition_for_both_workflow_types(asl_text: str) -> None:
     """What moto's CreateStateMachine runs: STANDARD and, because WorkflowType allows it, EXPRESS."""
     definition = substituted(asl_text)
-    StaticAnalyser().analyse(definition)
-    ExpressStaticAnalyser().analyse(definition)
+    assert StaticAnalyser().analyse(definition) is None  # raises on a definition it rejects
+    assert ExpressStaticAnalyser().analyse(definition) is None
+    # Negative control: Express rejects what only Standard runs (a callback task), so the check can fail.
+    callback = minimal(
+        {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "End": True,
+            "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+        }
+    )
+    with pytest.raises(Exception, match=r"(?i)express|waitForTaskToken|not supported"):
+        ExpressStaticAnalyser().analyse(callback)
 
 
 def minimal(state: dict[str, Any]) -> str:
