@@ -6,7 +6,7 @@ renditions of at least 600 px), three ways:
 
 - **ours**: exactly the layer's pure functions as ``steps.resize`` and ``steps.watermark_and_encode`` call
   them (``imaging.open_image``/``decode``/``renditions``, ``watermark.apply``, ``encoding.encode``),
-  without the lossless PNG intermediate between the two steps. That intermediate
+  without the lossless intermediate (uncompressed TIFF) between the two steps. That intermediate
   (``imaging.to_lossless``/``from_lossless``) is timed separately as **ours+staging**;
 - **pyvips**: ``thumbnail_buffer`` per rendition at the target width, the watermark rendered with
   ``Image.text`` and blended with ``composite2``, ``jpegsave_buffer`` q85 (operation cache off, so that
@@ -16,8 +16,10 @@ renditions of at least 600 px), three ways:
 
 Sources are synthetic and made in memory (gradients, shapes, fine lines and seeded grain), so that every
 run sees the same pixels and nothing is downloaded. Times are medians of interleaved repetitions in this
-process, pinned to one core (a 1536 MB Lambda function has less than one vCPU). Peak memory is measured
-in a fresh subprocess per (case, implementation): the kernel's resident-set high-water mark (``VmHWM``,
+process, pinned to one core (a Lambda function below 1769 MB has less than one vCPU). Peak memory is
+measured in a fresh subprocess per (case, implementation); ours per Lambda function, as the pipeline runs
+it: the resize step (writing its intermediates) and the watermark step (reading them) each in its own
+process, the larger peak compared. The kernel's resident-set high-water mark (``VmHWM``,
 the figure ``ru_maxrss`` reports) is reset through ``/proc/self/clear_refs`` after the warm-up, and the
 figure is the peak minus the resident set at that point. ``ru_maxrss`` itself cannot be used in a
 subprocess: Linux carries the parent's high-water mark across ``exec``. Quality is the PSNR of each
@@ -182,8 +184,10 @@ def ours_renditions(data: bytes) -> Iterator[tuple[int, Image.Image, bytes | Non
 
     with imaging.open_image(data, MAX_PIXELS) as img:
         widths = imaging.plan_widths(img.width, WIDTHS)
-        decoded, icc = imaging.decode(img, widths[0])
-    for rendition in imaging.renditions(decoded, widths):
+        decoded, icc = imaging.decode(img, widths[0], data)
+    chain = imaging.renditions(decoded, widths)
+    del decoded
+    for rendition in chain:
         yield rendition.width, rendition.image, icc
 
 
@@ -205,6 +209,33 @@ def run_ours(data: bytes, staged: bool = False) -> dict[int, bytes]:
         marked = watermark.apply(image, marks)
         for fmt in enc.formats:
             outputs[width] = encoding.encode(marked, fmt, enc, icc)
+    return outputs
+
+
+def ours_resize_step(data: bytes, staging: Path) -> None:
+    """The resize function's work: renditions written one by one as lossless intermediates."""
+    _pipeline()
+    from pipeline import imaging
+
+    for stale in staging.glob("*.tiff"):
+        stale.unlink()
+    for width, rendition, icc in ours_renditions(data):
+        (staging / f"{width}.tiff").write_bytes(imaging.to_lossless(rendition, icc))
+
+
+def ours_watermark_step(staging: Path) -> dict[int, bytes]:
+    """The watermark function's work: each intermediate read, watermarked and encoded."""
+    _pipeline()
+    from pipeline import encoding, imaging, watermark
+
+    marks, enc = _settings()
+    outputs: dict[int, bytes] = {}
+    for path in sorted(staging.glob("*.tiff"), key=lambda p: -int(p.stem)):
+        img, icc = imaging.from_lossless(path.read_bytes())
+        marked = watermark.apply(img, marks)
+        del img
+        for fmt in enc.formats:
+            outputs[int(path.stem)] = encoding.encode(marked, fmt, enc, icc)
     return outputs
 
 
@@ -413,31 +444,56 @@ def _reset_peak() -> bool:
     return True
 
 
-def child(impl: str, case_name: str, source: Path) -> dict[str, Any]:
-    """Run one implementation once on ``source``, after a warm-up; peak added RSS in MiB."""
+#: Memory of ``ours`` is measured per Lambda function: the resize and the watermark step run in
+#: different functions (each its own process and memory size), joined by the staged intermediates.
+OURS_STEPS: Final = (f"{OURS}:resize", f"{OURS}:watermark")
+
+
+def _memory_runner(impl: str, staging: Path) -> Callable[[bytes], object]:
+    if impl == OURS_STEPS[0]:
+        return lambda data: ours_resize_step(data, staging)
+    if impl == OURS_STEPS[1]:
+        return lambda data: ours_watermark_step(staging)
     vips, why = pyvips_module() if impl == PYVIPS else (None, None)
     if why:
         raise RuntimeError(why)
-    run = _runner(impl, vips)
-    data = source.read_bytes()
-    run(encode_source(CASES_BY_NAME[case_name].scaled((640, 480))))  # codecs, font, caches loaded
-    gc.collect()
-    if _reset_peak() and (before := _status_kb("VmRSS")) is not None:
-        method = "VmHWM after /proc/self/clear_refs, minus VmRSS at reset"
-        run(data)
-        peak = _status_kb("VmHWM") or 0
-    else:  # no /proc: ru_maxrss, valid only when the run's peak exceeds everything before it
-        method = "ru_maxrss delta"
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        run(data)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _runner(impl, vips)
+
+
+def child(impl: str, case_name: str, source: Path, staging: Path | None = None) -> dict[str, Any]:
+    """Run one implementation (or one step of ours) once on ``source``, after a warm-up on a small
+    copy; peak added RSS in MiB. The source bytes are read before the measurement, for every
+    implementation. The watermark step reads the intermediates in ``staging``, which another
+    process wrote, as the resize function does in the pipeline."""
+    with tempfile.TemporaryDirectory(prefix="imgpipe-warm-") as tmp:
+        warm = Path(tmp)
+        small = encode_source(CASES_BY_NAME[case_name].scaled((640, 480)))
+        if impl == OURS_STEPS[1]:
+            ours_resize_step(small, warm)
+        _memory_runner(impl, warm)(small)  # codecs, font, caches loaded
+        run = _memory_runner(impl, staging or warm)
+        data = source.read_bytes()
+        gc.collect()
+        if _reset_peak() and (before := _status_kb("VmRSS")) is not None:
+            method = "VmHWM after /proc/self/clear_refs, minus VmRSS at reset"
+            run(data)
+            peak = _status_kb("VmHWM") or 0
+        else:  # no /proc: ru_maxrss, valid only when the run's peak exceeds everything before it
+            method = "ru_maxrss delta"
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            run(data)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"peak_added_mb": round((peak - before) / 1024, 1), "method": method}
 
 
 def peak_memory(impl: str, case: Case, source: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LAYER.parents[1] / "src"), str(LAYER)])}
-    command = [sys.executable, "-m", "localcloud.bench", "--child", impl, case.name, str(source)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=600)  # noqa: S603
+    with tempfile.TemporaryDirectory(prefix="imgpipe-staging-") as staging:
+        command = [sys.executable, "-m", "localcloud.bench", "--child", impl, case.name, str(source)]
+        if impl == OURS_STEPS[1]:
+            ours_resize_step(source.read_bytes(), Path(staging))  # in this process: the resize function's output
+            command.append(staging)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=600)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"memory run {case.name}/{impl} failed: {done.stderr.strip()[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -509,12 +565,18 @@ def measure_case(
             source = Path(tmp) / f"source.{case.format.lower()}"
             source.write_bytes(data)
             for impl in impls:
-                if impl not in TIME_ONLY:
+                if impl in TIME_ONLY:
+                    continue
+                peaks: dict[str, float] = {}
+                for part in OURS_STEPS if impl == OURS else (impl,):
                     if progress:
-                        progress(f"{case.name}: peak memory of {impl}")
-                    mem = peak_memory(impl, case, source)
-                    figures["impls"][impl]["peak_added_mb"] = mem["peak_added_mb"]
+                        progress(f"{case.name}: peak memory of {part}")
+                    mem = peak_memory(part, case, source)
+                    peaks[part] = mem["peak_added_mb"]
                     figures["memory_method"] = mem["method"]
+                figures["impls"][impl]["peak_added_mb"] = max(peaks.values())
+                if impl == OURS:
+                    figures["impls"][impl]["peak_by_function_mb"] = {k.split(":")[1]: v for k, v in peaks.items()}
     figures["ratios"], figures["targets_met"] = _judge(figures["impls"], figures.get(REFERENCE, {}))
     return figures
 
@@ -610,7 +672,9 @@ def run(json_output: bool, plot: Path | None, repeats: int = REPEATS) -> dict[st
             "repeats": repeats,
             "sources": "synthetic, made in memory: gradients, shapes, fine lines, seeded grain",
             "timing": "median wall time of interleaved repetitions in one process, after one warm-up run",
-            "staging": f"{STAGED!r} adds the lossless PNG intermediate between resize and watermark (time only)",
+            "staging": f"{STAGED!r} adds the lossless intermediate between resize and watermark (time only)",
+            "memory": "peak added RSS in a fresh process per implementation; ours per Lambda function (the resize "
+            "step, and the watermark step reading the intermediates), the larger of the two compared",
             "quality": "PSNR against a full-decode LANCZOS resize of the source to the same size (alpha "
             "flattened over white) of the 1024 px rendition: its pixels before watermark and encoding "
             "(psnr_db), and as JPEG q85 without watermark (psnr_jpeg_db; naive: the reference's own JPEG)",
@@ -700,6 +764,13 @@ def _num(value: Any, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _by_function(ours: dict[str, Any]) -> str:
+    parts = ours.get("peak_by_function_mb")
+    if not parts:
+        return _num(ours.get("peak_added_mb"), ".1f")
+    return f"{ours['peak_added_mb']:.1f} ({parts['resize']:.1f} / {parts['watermark']:.1f})"
+
+
 def render(figures: dict[str, Any], console: Console) -> None:
     """Print the figures as two tables and the verdict on each target."""
     from rich.table import Table
@@ -721,7 +792,7 @@ def render(figures: dict[str, Any], console: Console) -> None:
     quality = Table(title="peak added RSS, MiB (fresh subprocess each); PSNR of the 1024 px rendition, dB")
     quality.add_column("case")
     for column in (
-        f"RSS {OURS}",
+        f"RSS {OURS} (resize / watermark)",
         f"RSS {PYVIPS}",
         f"RSS {NAIVE}",
         "ours/naive",
@@ -754,7 +825,8 @@ def render(figures: dict[str, Any], console: Console) -> None:
         )
         quality.add_row(
             case["case"],
-            *(field(i, "peak_added_mb", ".1f") for i in (OURS, PYVIPS, NAIVE)),
+            _by_function(found.get(OURS, {})),
+            *(field(i, "peak_added_mb", ".1f") for i in (PYVIPS, NAIVE)),
             _num(ratios["memory_ours_vs_naive"], ".2f"),
             _mark(met["memory"]),
             field(OURS, "psnr_db", ".2f"),
@@ -786,8 +858,8 @@ def render(figures: dict[str, Any], console: Console) -> None:
 
 
 def _child_main(argv: Sequence[str]) -> int:
-    impl, case_name, source = argv
-    print(json.dumps(child(impl, case_name, Path(source))))
+    impl, case_name, source, *staging = argv
+    print(json.dumps(child(impl, case_name, Path(source), Path(staging[0]) if staging else None)))
     return 0
 
 
