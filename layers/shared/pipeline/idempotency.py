@@ -12,13 +12,16 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from pipeline.settings import NotifySettings
+from pipeline.storage import client
 
 #: The content a notification is about: the same object key with the same bytes.
 KEY_JMESPATH = "[source.bucket, source.key, source.etag]"
 
 
 def once_per_content(settings: NotifySettings) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
-    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+    # The client comes from the function's session (Powertools would open a second one), with
+    # the configuration Powertools gives its own: botocore's defaults.
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=client("dynamodb", None))
     config = IdempotencyConfig(
         event_key_jmespath=KEY_JMESPATH,
         raise_on_no_idempotency_key=True,

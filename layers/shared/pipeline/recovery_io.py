@@ -1,7 +1,7 @@
 """The reconciler's AWS I/O: the upload listing and the pipeline's executions.
 
-Like ``storage`` (whose error translation it shares), this is a thin adapter: the decisions are
-in ``reconcile``, which reaches these classes through its protocols.
+Like ``storage`` (whose error translation and botocore session it shares), this is a thin adapter:
+the decisions are in ``reconcile``, which reaches these classes through its protocols.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline.reconcile import Upload
-from pipeline.storage import translated
+from pipeline.storage import client, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,7 +35,7 @@ class UploadListing:
 
     @classmethod
     def create(cls) -> UploadListing:
-        return cls(boto3.client("s3", config=_CONFIG))
+        return cls(client("s3", _CONFIG))
 
     def uploads(self, bucket: str, prefix: str) -> Iterator[Upload]:
         with translated(f"LIST s3://{bucket}/{prefix}"):
@@ -54,7 +53,7 @@ class PipelineExecutions:
 
     @classmethod
     def create(cls, state_machine_arn: str) -> PipelineExecutions:
-        return cls(boto3.client("stepfunctions", config=_CONFIG), state_machine_arn)
+        return cls(client("stepfunctions", _CONFIG), state_machine_arn)
 
     def running_inputs(self) -> Iterator[Any]:
         pages = self.client.get_paginator("list_executions").paginate(

@@ -2,6 +2,10 @@
 
 botocore errors are translated into the pipeline's error names so that the state
 machine can tell a retryable failure (TransientError) from a permanent one.
+
+Clients come straight from botocore, all from one session per process (``session()``):
+importing boto3 would add s3transfer and boto3's resource layer to every cold start for
+nothing the pipeline calls, and a second session would load the endpoint data again.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -45,6 +50,17 @@ _MISSING_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHANGED_CODES: Final = frozenset({"PreconditionFailed", "412"})
 
 
+@cache
+def session() -> botocore.session.Session:
+    """The process's botocore session: one credential chain and one model loader for all its clients."""
+    return botocore.session.get_session()
+
+
+def client(service: str, config: Config | None = _CONFIG) -> Any:
+    """A client of the shared session, configured as boto3.client(service, config=config) would be."""
+    return session().create_client(service, config=config)
+
+
 @contextmanager
 def translated(what: str) -> Iterator[None]:
     """Re-raise AWS failures as pipeline errors, naming what was being done."""
@@ -70,7 +86,7 @@ class S3Store:
 
     @classmethod
     def create(cls) -> S3Store:
-        return cls(boto3.client("s3", config=_CONFIG))
+        return cls(client("s3"))
 
     def head(self, bucket: str, key: str) -> dict[str, Any]:
         with translated(f"HEAD s3://{bucket}/{key}"):
@@ -136,7 +152,7 @@ class Topic:
 
     @classmethod
     def create(cls, arn: str) -> Topic:
-        return cls(boto3.client("sns", config=_CONFIG), arn)
+        return cls(client("sns"), arn)
 
     def publish(self, message: dict[str, Any], attributes: dict[str, Any], subject: str) -> str:
         with translated(f"PUBLISH {self.arn}"):
