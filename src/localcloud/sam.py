@@ -31,6 +31,8 @@ _CODE_PROPERTIES: Final = {
     "AWS::Serverless::LayerVersion": "ContentUri",
 }
 _SKIP: Final = ("__pycache__", ".pytest_cache", ".mypy_cache")
+#: What builds a code directory (BuildMethod: makefile) rather than ships in it.
+_BUILD_FILES: Final = frozenset({"Makefile"})
 
 
 class TemplateError(ValueError):
@@ -73,7 +75,7 @@ def _files(directory: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames[:] = [d for d in dirnames if d not in _SKIP]
         for name in filenames:
-            if not name.endswith((".pyc", ".pyo")):
+            if not name.endswith((".pyc", ".pyo")) and name not in _BUILD_FILES:
                 yield Path(dirpath) / name
 
 
