@@ -9,11 +9,13 @@ test and tells which patch to drop) and that the patched behaviour is right.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import threading
 import time
 import urllib.parse
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -37,6 +39,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
@@ -70,6 +73,8 @@ class _Originals:
     sfn_normalise_response: Any  # None: inherited, nothing to restore but the inheritance
     dispatch: Any
     fail_error_name: Any
+    boto_client_for: dict[str, Any]
+    backend_for_host: Any
 
 
 @dataclass
@@ -509,6 +514,104 @@ class _FailStateErrorName(ErrorName):
     """Any error name, ``States.*`` included, as a Fail state's ErrorPath may carry it."""
 
 
+# -- 14. Task clients are reused, not built for every task --------------------------------------
+
+#: The modules of moto's interpreter that call ``boto_client_for`` through their own import of it.
+BOTO_CLIENT_USERS: tuple[str, ...] = tuple(
+    f"moto.stepfunctions.parser.asl.component.state.exec.{name}"
+    for name in (
+        "state_map.item_reader.eval.resource_eval_s3",
+        "state_map.result_writer.resource_eval.resource_eval_s3",
+        "state_task.lambda_eval_utils",
+        *(
+            f"state_task.service.state_task_service_{service}"
+            for service in ("aws_sdk", "batch", "dynamodb", "ecs", "events", "glue", "sfn", "sns", "sqs", "unsupported")
+        ),
+    )
+)
+
+
+class _LeasedClients:
+    """The clients one thread holds, by key; they go back to the idle lists when the thread ends."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.clients: dict[tuple[Any, ...], Any] = {}
+        weakref.finalize(self, _return_clients, generation, self.clients)
+
+
+# Reentrant: a lease replaced while the lock is held (a new generation) runs its finalizer there and then.
+_clients_lock = threading.RLock()
+_idle_clients: dict[tuple[Any, ...], list[Any]] = {}
+_client_generation = 0
+_leases = threading.local()
+
+
+def _return_clients(generation: int, clients: dict[tuple[Any, ...], Any]) -> None:
+    with _clients_lock:
+        if generation == _client_generation:
+            for key, client in clients.items():
+                _idle_clients.setdefault(key, []).append(client)
+
+
+def _client_key(region: str, service: str, state_credentials: Any) -> tuple[Any, ...]:
+    """Everything boto_client_for builds a client from: what it is given and what it reads when called."""
+    names = vars(boto_client)
+    stubbed = bool(names["botocore_stubber"].enabled)
+    endpoint = None if stubbed else f"http://localhost:{names['moto_server_port']()}"
+    credentials = None if state_credentials is None else repr(state_credentials)
+    timeout = names["TimeoutSeconds"].DEFAULT_TIMEOUT_SECONDS
+    return (service, region, credentials, stubbed, endpoint, timeout)
+
+
+def _boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    """moto 5.2.5 builds a new boto3 client for every task it runs: about 3 ms each, a third of what
+    orchestrating a Lambda task took. Here a client is built once per key and leased to the
+    calling thread until that thread ends (the interpreter runs each state on a thread of its own), so
+    a client serves one task at a time (its connection pool is never outgrown) and the next task of
+    the same kind takes it over."""
+    key = _client_key(region, service, state_credentials)
+    with _clients_lock:
+        leased: _LeasedClients | None = getattr(_leases, "held", None)
+        if leased is None or leased.generation != _client_generation:
+            leased = _leases.held = _LeasedClients(_client_generation)
+        client = leased.clients.get(key)
+        if client is None:
+            idle = _idle_clients.get(key)
+            if idle:
+                client = idle.pop()
+            else:
+                # Built under the lock: boto3's default session is not safe to build clients from at once.
+                client = _originals().boto_client_for[boto_client.__name__](region, service, state_credentials)
+            leased.clients[key] = client
+        return client
+
+
+def _drop_clients() -> None:
+    global _client_generation  # noqa: PLW0603 - the one counter the leases compare against
+    with _clients_lock:
+        _client_generation += 1
+        idle = [client for clients in _idle_clients.values() for client in clients]
+        _idle_clients.clear()
+    for client in idle:
+        client.close()
+
+
+# -- 15. The server finds a request's backend without listing moto's package each time -----------
+
+_hosts: weakref.WeakKeyDictionary[Any, dict[str | None, Any]] = weakref.WeakKeyDictionary()
+
+
+def _backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+    """moto 5.2.5 lists its package directory (a stat per service) and tries every service's URL
+    patterns, for every request, under the dispatcher's one lock: about half a millisecond a request.
+    Both are fixed once moto is installed and the dispatcher made, so the answer for a host is too."""
+    known = _hosts.setdefault(self, {})
+    if host not in known:
+        known[host] = _originals().backend_for_host(self, host)
+    return known[host]
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -525,6 +628,8 @@ PATCHES: dict[str, str] = {
     "fault_injection": "DomainDispatcherApplication.__call__",
     "fail_state_error_name": "state_fail.CustomErrorName (a States.* ErrorPath became States.Runtime)",
     "sfn_mock_config": "StepFunctionsParserBackend.start_execution (#Case), Execution._get_start_execution_worker",
+    "sfn_task_clients_reused": "boto_client.boto_client_for, and each BOTO_CLIENT_USERS module's import of it",
+    "dispatch_backend_lookup_cached": "DomainDispatcherApplication.get_backend_for_host",
 }
 
 
@@ -565,6 +670,11 @@ def apply(
             sfn_normalise_response=StateTaskServiceSfn.__dict__.get("_normalise_response"),
             dispatch=DomainDispatcherApplication.__call__,
             fail_error_name=vars(state_fail)["CustomErrorName"],
+            boto_client_for={
+                name: vars(importlib.import_module(name))["boto_client_for"]
+                for name in (boto_client.__name__, *BOTO_CLIENT_USERS)
+            },
+            backend_for_host=DomainDispatcherApplication.get_backend_for_host,
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -582,6 +692,9 @@ def apply(
         StateTaskServiceSfn._normalise_response = _sfn_normalise_response  # type: ignore[assignment,method-assign]
         DomainDispatcherApplication.__call__ = _dispatch  # type: ignore[method-assign]
         setattr(state_fail, "CustomErrorName", _FailStateErrorName)  # noqa: B010 - the module's own import
+        for name in _state.originals.boto_client_for:
+            setattr(importlib.import_module(name), "boto_client_for", _boto_client_for)  # noqa: B010 - its own import
+        DomainDispatcherApplication.get_backend_for_host = _backend_for_host  # type: ignore[method-assign]
 
 
 def remove() -> None:
@@ -609,6 +722,11 @@ def remove() -> None:
             StateTaskServiceSfn._normalise_response = originals.sfn_normalise_response  # type: ignore[method-assign]
         DomainDispatcherApplication.__call__ = originals.dispatch  # type: ignore[method-assign]
         setattr(state_fail, "CustomErrorName", originals.fail_error_name)  # noqa: B010
+        for name, original in originals.boto_client_for.items():
+            setattr(importlib.import_module(name), "boto_client_for", original)  # noqa: B010
+        _drop_clients()
+        DomainDispatcherApplication.get_backend_for_host = originals.backend_for_host  # type: ignore[method-assign]
+        _hosts.clear()
         _state.faults.clear()
         _state.originals = None
         _state.runtime = None

@@ -11,8 +11,11 @@ For every entry of ``moto_patches.PATCHES`` there are two tests:
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import io
 import json
+import os
 import re
 import sys
 import threading
@@ -43,6 +46,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.mocking.mock_config import load_mock_test_case_for
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -957,6 +961,230 @@ def test_patched_fail_state_error_name(patched: Clients) -> None:
     assert described["cause"] == "late"
 
 
+# -- 14. sfn_task_clients_reused ---------------------------------------------------------------------
+
+
+def _boto_client_importers() -> set[str]:
+    """The modules of moto's interpreter whose source imports boto_client_for by name."""
+    import moto.stepfunctions.parser as parser
+
+    root = os.path.dirname(parser.__file__)
+    found = set()
+    for folder, _dirs, files in os.walk(root):
+        for file in files:
+            path = os.path.join(folder, file)
+            with open(path, encoding="utf-8") as source:
+                imports = file.endswith(".py") and "import boto_client_for" in source.read()
+            if imports:
+                relative = os.path.relpath(path, root).removesuffix(".py").replace(os.sep, ".")
+                found.add(f"{parser.__name__}.{relative}")
+    return found
+
+
+def test_gap_sfn_task_clients_reused(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch sfn_task_clients_reused from moto_patches (or revisit it:
+    it replaces boto_client_for where each of BOTO_CLIENT_USERS imported it, and keys clients on what it reads)."""
+    first = boto_client.boto_client_for(REGION, "lambda")
+    second = boto_client.boto_client_for(REGION, "lambda")
+    assert first is not second, "a new client for every call"
+    assert list(inspect.signature(boto_client.boto_client_for).parameters) == ["region", "service", "state_credentials"]
+    # What a client is made of: the arguments, the stubber's state, the server's port, the timeout; nothing else.
+    assert set(boto_client.boto_client_for.__code__.co_names) == {
+        "botocore_stubber",
+        "enabled",
+        "moto_server_port",
+        "boto3",
+        "client",
+        "Config",
+        "TimeoutSeconds",
+        "DEFAULT_TIMEOUT_SECONDS",
+    }
+    # Every caller holds its own reference, taken at import: patching boto_client alone would not reach them.
+    assert _boto_client_importers() == set(moto_patches.BOTO_CLIENT_USERS)
+    for name in moto_patches.BOTO_CLIENT_USERS:
+        assert vars(importlib.import_module(name))["boto_client_for"] is boto_client.boto_client_for, name
+
+
+def _on_a_thread(call: Callable[[], Any]) -> Any:
+    """``call()`` on a thread of its own, ended when this returns: as the interpreter runs a task."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(call()))
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    return result[0]
+
+
+def test_patched_sfn_task_clients_reused(
+    patched: Clients, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+
+    c = patched
+    made: list[tuple[Any, ...]] = []
+    build = moto_patches._originals().boto_client_for[boto_client.__name__]
+
+    def counting(*args: Any) -> Any:
+        made.append(args)
+        return build(*args)
+
+    monkeypatch.setitem(moto_patches._originals().boto_client_for, boto_client.__name__, counting)
+    for name in (boto_client.__name__, *moto_patches.BOTO_CLIENT_USERS):
+        assert vars(importlib.import_module(name))["boto_client_for"] is moto_patches._boto_client_for, name
+
+    # A state machine's tasks (a thread each) take over the client of the task before; the invocations are as ever.
+    fn = _function(c)
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": fn}}
+    steps = {f"T{i}": {**task, **({"Next": f"T{i + 1}"} if i < 2 else {"End": True})} for i in range(3)}
+    sm = _state_machine(c, {"StartAt": "T0", "States": steps})
+    for run in range(2):
+        arn = c.sfn.start_execution(stateMachineArn=sm, name=f"run{run}")["executionArn"]
+        assert _finished(c, arn)["status"] == "SUCCEEDED"
+    assert [json.loads(payload) for _, payload in runtime.invocations] == [{}] * 6
+    # Unpatched: six. A task's thread still ending as the next task asks can make it two.
+    assert 1 <= len(made) <= 2
+    assert {args[:2] for args in made} == {(REGION, "lambda")}
+    assert made[0][2] == StateCredentials(role_arn=ROLE), "the execution's role"
+    made.clear()
+
+    def lam() -> Any:
+        return moto_patches._boto_client_for(REGION, "lambda")
+
+    # One thread asking again gets the same client; a later thread takes it over once the first has ended.
+    first, again = _on_a_thread(lambda: (lam(), lam()))
+    assert first is again
+    assert _on_a_thread(lam) is first
+    assert made == [(REGION, "lambda", None)]
+
+    # Threads running at once never share one.
+    hold = threading.Barrier(2)
+
+    def lam_held() -> Any:
+        client = lam()
+        hold.wait(5)
+        return client
+
+    both: list[Any] = []
+    threads = [threading.Thread(target=lambda: both.append(lam_held())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(both) == 2
+    assert both[0] is not both[1]
+
+    # Whatever makes a client different makes another client.
+    made.clear()
+    role = StateCredentials(role_arn=f"{ROLE}-other")
+    others = _on_a_thread(
+        lambda: [
+            moto_patches._boto_client_for("eu-west-1", "lambda"),
+            moto_patches._boto_client_for(REGION, "sqs"),
+            moto_patches._boto_client_for(REGION, "lambda", role),
+        ]
+    )
+    assert len({id(client) for client in [*both, *others]}) == 5
+    assert made == [("eu-west-1", "lambda", None), (REGION, "sqs", None), (REGION, "lambda", role)]
+
+
+def test_client_key_follows_what_boto_client_for_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+
+    stubber = vars(boto_client)["botocore_stubber"]
+    monkeypatch.setattr(stubber, "enabled", False)
+    monkeypatch.setenv("MOTO_PORT", "5001")
+    key = moto_patches._client_key(REGION, "lambda", None)
+    assert key == moto_patches._client_key(REGION, "lambda", None)
+    monkeypatch.setenv("MOTO_PORT", "5002")
+    assert moto_patches._client_key(REGION, "lambda", None) != key, "another server"
+    monkeypatch.setenv("MOTO_PORT", "5001")
+    role = StateCredentials(role_arn=ROLE)
+    assert moto_patches._client_key(REGION, "lambda", role) != key, "other credentials"
+    assert moto_patches._client_key(REGION, "lambda", role) == moto_patches._client_key(
+        REGION, "lambda", StateCredentials(role_arn=ROLE)
+    )
+    monkeypatch.setattr(TimeoutSeconds, "DEFAULT_TIMEOUT_SECONDS", 60)
+    assert moto_patches._client_key(REGION, "lambda", None) != key, "other timeouts"
+    monkeypatch.undo()
+    monkeypatch.setattr(stubber, "enabled", True)
+    assert moto_patches._client_key(REGION, "lambda", None)[3:5] == (True, None), "in-process: no endpoint"
+
+
+def test_remove_drops_the_cached_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(default_user_config, "stepfunctions", dict(default_user_config.get("stepfunctions", {})))
+    try:
+        moto_patches.apply(FakeRuntime())
+        first = _on_a_thread(lambda: moto_patches._boto_client_for(REGION, "lambda"))
+        assert _on_a_thread(lambda: moto_patches._boto_client_for(REGION, "lambda")) is first
+        moto_patches.remove()
+        moto_patches.apply(FakeRuntime())
+        second = _on_a_thread(lambda: moto_patches._boto_client_for(REGION, "lambda"))
+    finally:
+        moto_patches.remove()
+    assert second is not first
+
+
+# -- 15. dispatch_backend_lookup_cached ------------------------------------------------------------
+
+HOSTS = (
+    "lambda.us-east-1.amazonaws.com",
+    "states.us-east-1.amazonaws.com",
+    "s3.amazonaws.com",
+    "bucket.s3.amazonaws.com",
+    "sqs.eu-west-1.amazonaws.com",
+    "moto_api",
+    "sns",
+    None,
+)
+
+
+def _counting_listdir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    listdir = os.listdir
+
+    def counting(path: Any = ".") -> list[str]:
+        calls.append(str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", counting)
+    return calls
+
+
+def test_gap_dispatch_backend_lookup_cached(unpatched: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If this fails, moto fixed the gap: drop patch dispatch_backend_lookup_cached from moto_patches."""
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    calls = _counting_listdir(monkeypatch)
+    assert [app.get_backend_for_host("lambda.us-east-1.amazonaws.com") for _ in range(3)] == ["awslambda"] * 3
+    assert len(calls) == 3, "moto's package directory is listed for every lookup"
+    assert all(path == os.path.dirname(moto.__file__) for path in calls)
+
+
+def test_patched_dispatch_backend_lookup_cached(patched: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.moto_server.werkzeug_app import create_backend_app
+    from werkzeug.test import Client
+
+    app = DomainDispatcherApplication(create_backend_app)
+    original = moto_patches._originals().backend_for_host
+    expected = [original(app, host) for host in HOSTS]
+    assert expected[:3] == ["awslambda", "stepfunctions", "s3"]
+    calls = _counting_listdir(monkeypatch)
+    assert [app.get_backend_for_host(host) for host in HOSTS] == expected
+    first_round = len(calls)
+    assert [app.get_backend_for_host(host) for host in HOSTS] * 2 == expected * 2
+    assert len(calls) == first_round, "answered from the cache"
+    # Another dispatcher has its own answers.
+    other = DomainDispatcherApplication(create_backend_app)
+    assert other.get_backend_for_host(HOSTS[0]) == "awslambda"
+    assert len(calls) == first_round + 1
+    # Requests are still routed by it.
+    topics = Client(app).post("/", data="Action=ListTopics", headers=_signed("sns"))
+    assert topics.status_code == 200
+    assert b"ListTopicsResponse" in topics.data
+
+
 def _patched_attributes() -> dict[str, Any]:
     return {
         "StateMachine.create_from_cloudformation_json": StateMachine.__dict__["create_from_cloudformation_json"],
@@ -974,6 +1202,11 @@ def _patched_attributes() -> dict[str, Any]:
         "DomainDispatcherApplication.__call__": DomainDispatcherApplication.__dict__["__call__"],
         "state_fail.CustomErrorName": vars(state_fail)["CustomErrorName"],
         **{f"CloudFormationBackend.{name}": CloudFormationBackend.__dict__[name] for name in moto_patches._CFN_GUARDED},
+        **{
+            f"{name}.boto_client_for": vars(importlib.import_module(name))["boto_client_for"]
+            for name in (boto_client.__name__, *moto_patches.BOTO_CLIENT_USERS)
+        },
+        "DomainDispatcherApplication.get_backend_for_host": vars(DomainDispatcherApplication)["get_backend_for_host"],
     }
 
 
