@@ -5,35 +5,29 @@
 1. Each photograph in samples/ is uploaded on its own to the deployed template; the time from
    the PutObject call to the success message arriving on a queue subscribed to the topic is
    measured (warm workers: one untimed upload first).
-2. Orchestration overhead: a five-Task state machine of trivial Lambda functions (each returns
-   its input) runs N times; overhead per execution = execution duration (ExecutionStarted to
-   ExecutionSucceeded in the history) minus the summed Duration of the five REPORT lines.
+2. Orchestration overhead (localcloud.overhead.measure_orchestration_overhead): a five-Task state
+   machine of trivial Lambda functions (each returns its input) runs N times; overhead per execution
+   = execution duration (ExecutionStarted to ExecutionSucceeded in the history) minus the summed
+   Duration of the five REPORT lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import statistics
 import sys
 import time
-import zipfile
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from localcloud.cloud import LocalCloud
+from localcloud.overhead import measure_orchestration_overhead
 from localcloud.runner import Subscriber
 from localcloud.sam import ROOT
 
 
 def quiet(function: str, line: str) -> None:
     """Function output is not part of the figures."""
-
-
-TRIVIAL = "def lambda_handler(event, context):\n    return event\n"
 
 
 def upload_to_notification(console: Console) -> None:
@@ -58,57 +52,18 @@ def upload_to_notification(console: Console) -> None:
 
 
 def orchestration_overhead(console: Console, executions: int) -> None:
-    with LocalCloud(log_sink=quiet) as cloud:
-        lam, sfn, iam = cloud.client("lambda"), cloud.client("stepfunctions"), cloud.client("iam")
-        role = iam.create_role(RoleName="trivial", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as archive:
-            archive.writestr("app.py", TRIVIAL)
-        arns = [
-            lam.create_function(
-                FunctionName=f"step{i}",
-                Runtime="python3.12",
-                Role=role,
-                Handler="app.lambda_handler",
-                Code={"ZipFile": buf.getvalue()},
-                Timeout=10,
-            )["FunctionArn"]
-            for i in range(5)
-        ]
-        states: dict[str, Any] = {}
-        for i, arn in enumerate(arns):
-            states[f"S{i}"] = {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": {"FunctionName": arn, "Payload.$": "$"},
-                "OutputPath": "$.Payload",
-                **({"Next": f"S{i + 1}"} if i < 4 else {"End": True}),
-            }
-        machine = sfn.create_state_machine(
-            name="trivial", roleArn=role, definition=json.dumps({"StartAt": "S0", "States": states})
-        )["stateMachineArn"]
-        for _warm in range(2):  # start the workers
-            cloud.wait_for_execution(sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"])
-        cloud.stats.reports.clear()
-        overheads: list[float] = []
-        totals: list[float] = []
-        for n in range(executions):
-            arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"n": n}))["executionArn"]
-            cloud.wait_for_execution(arn)
-            history = sfn.get_execution_history(executionArn=arn)["events"]
-            total_ms = (history[-1]["timestamp"] - history[0]["timestamp"]).total_seconds() * 1000
-            with cloud.stats.lock:
-                handler_ms = sum(inv.duration_ms for _name, inv in cloud.stats.reports)
-                cloud.stats.reports.clear()
-            totals.append(total_ms)
-            overheads.append(total_ms - handler_ms)
-        table = Table(title=f"orchestration, five trivial Lambda tasks, {executions} executions")
-        for column in ("figure", "median ms", "p95 ms"):
-            table.add_column(column)
-        for name, values in (("execution", totals), ("overhead (execution - handlers)", overheads)):
-            ordered = sorted(values)
-            table.add_row(name, f"{statistics.median(ordered):.1f}", f"{ordered[int(len(ordered) * 0.95) - 1]:.1f}")
-        console.print(table)
+    figures = measure_orchestration_overhead(executions)
+    table = Table(title=f"orchestration, five trivial Lambda tasks, {executions} executions")
+    for column in ("figure", "median ms", "p95 ms", "mean ms"):
+        table.add_column(column)
+    table.add_row("execution", f"{figures['execution_median_ms']:.1f}", f"{figures['execution_p95_ms']:.1f}", "")
+    table.add_row(
+        "overhead (execution - handlers)",
+        f"{figures['median_ms']:.1f}",
+        f"{figures['p95_ms']:.1f}",
+        f"{figures['mean_ms']:.1f}",
+    )
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
