@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,3 +80,36 @@ def test_handlers_are_thin(name: str) -> None:
     assert len(code_lines) <= 15, f"{name}/app.py has {len(code_lines)} lines of code"
     assert "boto3" not in source, "AWS calls belong in the layer"
     assert "PIL" not in source, "imaging belongs in the layer"
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566", "https://s3.us-east-1.amazonaws.com"])
+def test_s3_payloads_are_not_hashed_for_signing(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 10 MB intermediate is sent, not SHA-256 hashed first, on AWS and on the local cloud alike."""
+    from botocore.awsrequest import AWSResponse
+
+    from pipeline import storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    storage.session.cache_clear()
+    sent: dict[str, str] = {}
+
+    class Empty:
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield b""
+
+    def answer(request: Any, **_: Any) -> Any:
+        sent.update({k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})
+        headers: Any = {"ETag": '"e"'}
+        return AWSResponse(request.url, 200, headers, Empty())
+
+    store = storage.S3Store.create()
+    store.client.meta.events.register("before-send.s3.PutObject", answer)
+    store.write("bucket", "staging/1.tiff", b"\0" * 1024, "image/tiff")
+    # plain HTTP: UNSIGNED-PAYLOAD; HTTPS: STREAMING-UNSIGNED-PAYLOAD-TRAILER (the CRC32 in a trailer)
+    assert (
+        sent["X-Amz-Content-SHA256"].endswith("UNSIGNED-PAYLOAD") or "UNSIGNED-PAYLOAD-" in sent["X-Amz-Content-SHA256"]
+    )
+    storage.session.cache_clear()

@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
-_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+#: S3 payloads are not SHA-256 signed: over HTTPS botocore already leaves PutObject bodies unsigned (TLS
+#: and the CRC32 checksum protect them); the setting extends that to every request and to plain-HTTP
+#: endpoints such as the local cloud, where hashing a 10 MB intermediate cost more than sending it.
+_CONFIG: Final = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=5,
+    read_timeout=30,
+    s3={"payload_signing_enabled": False},
+)
 _TRANSIENT_CODES: Final = frozenset(
     {
         "SlowDown",
