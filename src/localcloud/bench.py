@@ -857,6 +857,115 @@ def render(figures: dict[str, Any], console: Console) -> None:
         console.print(f"plot: {figures['plot']}")
 
 
+# -- the whole benchmark: imaging, cold starts, orchestration, throughput ---------------------------
+
+PARTS: Final = ("imaging", "cold-start", "orchestration", "throughput")
+#: The project issue's targets for the local cloud.
+ORCHESTRATION_TARGET_MS: Final = 30.0
+THROUGHPUT_TARGET: Final = 4.0  # images/s, 12 MP JPEGs, on 2 cores
+
+
+def run_all(
+    parts: Sequence[str] = PARTS,
+    *,
+    plot: Path | None,
+    repeats: int = REPEATS,
+    cold_start_repeats: int = 7,
+    executions: int = 30,
+    images: int = 40,
+) -> dict[str, Any]:
+    """Every figure of ``imgpipe bench`` as one object: ``imaging`` (``run()``), ``cold_start``
+    (``coldstart.measure()``: import + init per function, packaged), ``orchestration``
+    (``overhead.measure_orchestration_overhead()``) and ``throughput`` (``overhead.measure_throughput()``
+    on 12 MP JPEGs), each with its target verdicts."""
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    from rich.console import Console
+
+    status = Console(stderr=True)
+    figures: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "platform": platform.platform()}}
+    if "imaging" in parts:
+        figures["imaging"] = run(False, plot, repeats=repeats)
+    if "cold-start" in parts:
+        from localcloud import coldstart
+
+        with status.status("cold starts: import + init of each packaged function, fresh processes"):
+            measured = coldstart.measure(repeats=cold_start_repeats)
+        figures["cold_start"] = {
+            name: {**values, "met": values["median_ms"] <= values["budget_ms"]} for name, values in measured.items()
+        }
+    if "orchestration" in parts:
+        from localcloud import overhead
+
+        with status.status("orchestration overhead: five trivial tasks per execution"):
+            orchestration = overhead.measure_orchestration_overhead(executions)
+        figures["orchestration"] = {
+            **orchestration,
+            "target_ms": ORCHESTRATION_TARGET_MS,
+            "met": orchestration["median_ms"] <= ORCHESTRATION_TARGET_MS,
+        }
+    if "throughput" in parts:
+        from localcloud import overhead
+
+        with status.status(f"throughput: {images} uploads of 12 MP JPEGs at once"):
+            throughput = overhead.measure_throughput(images)
+        figures["throughput"] = {
+            **throughput,
+            "target_images_per_s": THROUGHPUT_TARGET,
+            "met": throughput["images_per_s"] >= THROUGHPUT_TARGET,
+        }
+    return figures
+
+
+def render_all(figures: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
+    if "imaging" in figures:
+        render(figures["imaging"], console)
+    if "cold_start" in figures:
+        table = Table(title="cold start: import + init, packaged code with .pyc, fresh processes, ms")
+        for column in ("function", "median", "min", "budget", "met"):
+            table.add_column(column, justify="left" if column == "function" else "right")
+        for name, values in figures["cold_start"].items():
+            table.add_row(
+                name,
+                f"{values['median_ms']:.0f}",
+                f"{values['min_ms']:.0f}",
+                f"{values['budget_ms']:.0f}",
+                _mark(values["met"]),
+            )
+        console.print(table)
+    local = Table(title=f"local cloud ({figures['machine']['cores']} cores)")
+    for column in ("figure", "value", "target", "met"):
+        local.add_column(column, justify="left" if column == "figure" else "right")
+    if "orchestration" in figures:
+        o = figures["orchestration"]
+        local.add_row(
+            f"orchestration overhead per execution, median of {o['executions']:.0f} (p95)",
+            f"{o['median_ms']:.1f} ms ({o['p95_ms']:.1f})",
+            f"<= {o['target_ms']:.0f} ms",
+            _mark(o["met"]),
+        )
+    if "throughput" in figures:
+        t = figures["throughput"]
+        local.add_row(
+            f"throughput, {t['images']:.0f} 12 MP JPEGs uploaded at once (latency p50 / p95)",
+            f"{t['images_per_s']:.2f} images/s ({t['p50_s']:.1f} / {t['p95_s']:.1f} s)",
+            f">= {t['target_images_per_s']:.0f}",
+            _mark(t["met"]),
+        )
+        cpu = t["worker_cpu_s"] + t["cloud_cpu_s"]
+        local.add_row(
+            "  CPU per image: Lambda workers + local services",
+            f"{t['worker_cpu_s'] / t['images'] * 1000:.0f} + {t['cloud_cpu_s'] / t['images'] * 1000:.0f} ms",
+            "",
+            f"{cpu / (cpu + t['idle_cpu_s']) * 100:.0f}% busy",
+        )
+    if local.row_count:
+        console.print(local)
+
+
 def _child_main(argv: Sequence[str]) -> int:
     impl, case_name, source, *staging = argv
     print(json.dumps(child(impl, case_name, Path(source), Path(staging[0]) if staging else None)))

@@ -7,13 +7,14 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from localcloud.bench import PARTS
 from localcloud.cloud import LocalCloud, LocalCloudError, Stack
 from localcloud.runner import InputError, Result, input_files, process
 from localcloud.sam import ROOT, TemplateError
@@ -169,10 +170,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     plot = Path(args.plot)
     plot.parent.mkdir(parents=True, exist_ok=True)
-    figures = bench.run(args.json, plot, repeats=args.repeats)
-    if not args.json:
-        bench.render(figures, Console())
-        Console().print(f"plot: {plot}")
+    figures = bench.run_all(
+        args.only or bench.PARTS,
+        plot=plot,
+        repeats=args.repeats,
+        cold_start_repeats=args.cold_start_repeats,
+        executions=args.executions,
+        images=args.images,
+    )
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        bench.render_all(figures, Console())
     return EXIT_OK
 
 
@@ -188,6 +197,19 @@ def cmd_start_execution(args: argparse.Namespace) -> int:
             described, history = start_manual_execution(cloud.endpoint, document, stack)
     print_path(Console(), described, history)
     return EXIT_OK if described["status"] == "SUCCEEDED" else EXIT_FAILED
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -214,10 +236,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("bench", help="resize+watermark against pyvips and naive Pillow: time, memory, PSNR")
+    p = sub.add_parser(
+        "bench",
+        help="imaging against pyvips and naive Pillow (time, memory, PSNR), cold starts, orchestration, throughput",
+    )
     p.add_argument("--json", action="store_true", help="the figures as one JSON object")
     p.add_argument("--plot", default="out/bench-imaging.png", help="PNG plot of time per case")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--only", action="append", choices=PARTS, help="measure only this part (repeatable)")
+    p.add_argument("--repeats", type=_at_least(5), default=7, help="imaging repetitions per case (default 7)")
+    p.add_argument("--cold-start-repeats", type=_at_least(1), default=7, help="fresh processes per function")
+    p.add_argument("--executions", type=_at_least(1), default=30, help="executions for the orchestration overhead")
+    p.add_argument("--images", type=_at_least(1), default=40, help="12 MP uploads for the throughput")
     p.set_defaults(func=cmd_bench)
 
     sub.add_parser("cost", help="cost per 1M images on Standard and Express, x86 and arm64 (see imgpipe cost -h)")

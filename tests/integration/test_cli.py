@@ -72,6 +72,9 @@ def test_process_exits_0_when_all_succeed_and_prints_a_table(tmp_path: Path) -> 
         ["process", "x.jpg", "--parameter", "NoEquals"],
         ["frobnicate"],
         [],
+        ["bench", "--only", "everything"],
+        ["bench", "--repeats", "2"],
+        ["bench", "--executions", "many"],
     ],
 )
 def test_bad_usage_exits_2_with_a_message(tmp_path: Path, args: list[str]) -> None:
@@ -205,3 +208,30 @@ def test_start_execution_prints_the_path_through_the_states(tmp_path: Path) -> N
     for state in ("Read Upload", "From Manual Input", "Validate", "Publish Failure", "Failed"):
         assert state in done.stdout
     assert "EmptyObject" in done.stdout
+
+
+def test_bench_json_has_cold_starts_and_orchestration_with_verdicts(tmp_path: Path) -> None:
+    done = imgpipe(
+        "bench", "--only", "cold-start", "--only", "orchestration", "--cold-start-repeats", "1", "--executions", "2",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert set(figures) == {"machine", "cold_start", "orchestration"}
+    functions = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+    assert sorted(figures["cold_start"]) == functions
+    for name, values in figures["cold_start"].items():
+        assert 0 < values["min_ms"] <= values["median_ms"], name
+        assert values["budget_ms"] == (250 if name in ("resize", "watermark") else 150)
+        assert values["met"] is (values["median_ms"] <= values["budget_ms"])
+    orchestration = figures["orchestration"]
+    assert orchestration["executions"] == 2
+    assert 0 < orchestration["median_ms"] < orchestration["execution_median_ms"]
+    assert orchestration["met"] is (orchestration["median_ms"] <= 30)
+
+
+def test_bench_prints_tables(tmp_path: Path) -> None:
+    done = imgpipe("bench", "--only", "orchestration", "--executions", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "orchestration overhead per execution" in done.stdout
+    assert "<= 30 ms" in done.stdout
