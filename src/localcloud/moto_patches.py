@@ -18,7 +18,9 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from enum import Enum
+from functools import cache, lru_cache
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, Protocol, cast
 
 import botocore.session
@@ -34,13 +36,16 @@ from moto.s3.models import FakeBucket
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 MOTO_VERSION = "5.2.5"
@@ -75,6 +80,7 @@ class _Originals:
     fail_error_name: Any
     boto_client_for: dict[str, Any]
     backend_for_host: Any
+    evaluation_entrypoint: Any
 
 
 @dataclass
@@ -612,6 +618,68 @@ def _backend_for_host(self: DomainDispatcherApplication, host: str | None) -> An
     return known[host]
 
 
+# -- 16. A definition is parsed once, not for every execution --------------------------------------
+
+#: How many parsed definitions are kept (least recently used first out).
+PROGRAMS_KEPT = 64
+_programs_lock = threading.Lock()
+_NOT_WALKED = (type, ModuleType, FunctionType, MethodType, Enum)
+
+
+def _eval_components(tree: Any) -> list[EvalComponent]:
+    """Every EvalComponent a parsed program reaches, through attributes, lists, tuples, sets and dicts."""
+    seen: set[int] = set()
+    found: list[EvalComponent] = []
+    pending: list[Any] = [tree]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen or isinstance(node, _NOT_WALKED):
+            continue
+        seen.add(id(node))
+        if isinstance(node, EvalComponent):
+            found.append(node)
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list | tuple | set | frozenset):
+            pending.extend(node)
+        elif hasattr(node, "__dict__"):
+            pending.extend(vars(node).values())
+    return found
+
+
+@lru_cache(maxsize=PROGRAMS_KEPT)
+def _parsed_program(definition: str) -> EvalComponent:
+    program = AmazonStateLanguageParser.parse(definition)[0]
+    for component in _eval_components(program):
+        _ = component.heap_key  # assigned on first read: read here, before the tree is shared
+    return program
+
+
+def _evaluation_entrypoint(self: ExecutionWorker) -> EvalComponent:
+    """moto 5.2.5 parses the whole definition with ANTLR for every execution it starts (about 40 ms of
+    CPU for the pipeline's machine) and evaluates the component tree it builds. Here a definition is
+    parsed once (the last PROGRAMS_KEPT are kept, parsed one at a time) and its executions share the tree.
+
+    Sharing is safe because evaluation does not change the tree: an execution's state lives in its
+    Environment (stack, heap, states, frames), and moto's interpreter already runs one tree on several
+    threads (Map iterations and Parallel branches share their states; a Map wraps them in a new Program
+    for each evaluation but parses nothing). Checked in moto's asl/component classes: no attribute is
+    written after construction (__init__, from_state_props) except EvalComponent.heap_key; the objects that
+    change while a state runs (iteration workers, job pools, branch workers, map run records) are made
+    for that evaluation and never kept on a component; the one mutable value a component holds, a Pass
+    state's Result, reaches the output only through ResultPath's deep copy.
+
+    heap_key is a long_uid() assigned on first read, without a lock, and names the Retry attempt counter
+    (MaxAttemptsDecl) and backoff multiplier (BackoffRateDecl) in the Environment's heap. Two executions
+    reading it first at once could each make one, and the one whose key was overwritten would start
+    counting its attempts again. So every heap key of a tree is read before the tree is shared; equal keys
+    across executions are fine, each execution has its own heap. TestState executions are not changed:
+    TestStateExecutionWorker parses with a parser of its own and keeps doing so."""
+    with _programs_lock:
+        return _parsed_program(self._evaluation_details.state_machine_details.definition)
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -630,6 +698,7 @@ PATCHES: dict[str, str] = {
     "sfn_mock_config": "StepFunctionsParserBackend.start_execution (#Case), Execution._get_start_execution_worker",
     "sfn_task_clients_reused": "boto_client.boto_client_for, and each BOTO_CLIENT_USERS module's import of it",
     "dispatch_backend_lookup_cached": "DomainDispatcherApplication.get_backend_for_host",
+    "sfn_definition_parsed_once": "ExecutionWorker._get_evaluation_entrypoint",
 }
 
 
@@ -675,6 +744,7 @@ def apply(
                 for name in (boto_client.__name__, *BOTO_CLIENT_USERS)
             },
             backend_for_host=DomainDispatcherApplication.get_backend_for_host,
+            evaluation_entrypoint=ExecutionWorker._get_evaluation_entrypoint,
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -695,6 +765,7 @@ def apply(
         for name in _state.originals.boto_client_for:
             setattr(importlib.import_module(name), "boto_client_for", _boto_client_for)  # noqa: B010 - its own import
         DomainDispatcherApplication.get_backend_for_host = _backend_for_host  # type: ignore[method-assign]
+        ExecutionWorker._get_evaluation_entrypoint = _evaluation_entrypoint  # type: ignore[method-assign]
 
 
 def remove() -> None:
@@ -727,6 +798,9 @@ def remove() -> None:
         _drop_clients()
         DomainDispatcherApplication.get_backend_for_host = originals.backend_for_host  # type: ignore[method-assign]
         _hosts.clear()
+        ExecutionWorker._get_evaluation_entrypoint = originals.evaluation_entrypoint  # type: ignore[method-assign]
+        with _programs_lock:
+            _parsed_program.cache_clear()
         _state.faults.clear()
         _state.originals = None
         _state.runtime = None
