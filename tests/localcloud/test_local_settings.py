@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from localcloud.cloud import CHECKSUM_SETTINGS, LocalCloud, aws_client, local_checksums
+from tests.sdk import put_object_headers
 
 
 def put_headers(client: Any) -> dict[str, str]:
-    """The headers of one PutObject, answered without a server."""
-    sent: dict[str, str] = {}
-
-    class Empty:
-        def stream(self, **_: Any) -> Iterator[bytes]:
-            yield b""
-
-    def answer(request: Any, **_: Any) -> Any:
-        sent.update({k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})
-        headers: Any = {"ETag": '"e"'}
-        return AWSResponse(request.url, 200, headers, Empty())
-
-    client.meta.events.register("before-send.s3.PutObject", answer)
-    client.put_object(Bucket="bucket", Key="staging/1.tiff", Body=b"\0" * 4096)
-    return sent
+    return put_object_headers(
+        client, lambda: client.put_object(Bucket="bucket", Key="staging/1.tiff", Body=b"\0" * 4096)
+    )
 
 
 def test_checksums_only_where_required_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

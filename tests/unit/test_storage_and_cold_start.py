@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipeline import errors
 from pipeline.storage import translated
+from tests.sdk import put_object_headers
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
@@ -85,8 +86,6 @@ def test_handlers_are_thin(name: str) -> None:
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566", "https://s3.us-east-1.amazonaws.com"])
 def test_s3_payloads_are_not_hashed_for_signing(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 10 MB intermediate is sent, not SHA-256 hashed first, on AWS and on the local cloud alike."""
-    from botocore.awsrequest import AWSResponse
-
     from pipeline import storage
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
@@ -94,20 +93,8 @@ def test_s3_payloads_are_not_hashed_for_signing(endpoint: str, monkeypatch: pyte
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
     storage.session.cache_clear()
-    sent: dict[str, str] = {}
-
-    class Empty:
-        def stream(self, **_: Any) -> Iterator[bytes]:
-            yield b""
-
-    def answer(request: Any, **_: Any) -> Any:
-        sent.update({k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})
-        headers: Any = {"ETag": '"e"'}
-        return AWSResponse(request.url, 200, headers, Empty())
-
     store = storage.S3Store.create()
-    store.client.meta.events.register("before-send.s3.PutObject", answer)
-    store.write("bucket", "staging/1.tiff", b"\0" * 1024, "image/tiff")
+    sent = put_object_headers(store.client, lambda: store.write("bucket", "staging/1.tiff", b"\0" * 1024, "image/tiff"))
     # plain HTTP: UNSIGNED-PAYLOAD; HTTPS: STREAMING-UNSIGNED-PAYLOAD-TRAILER (the CRC32 in a trailer)
     assert (
         sent["X-Amz-Content-SHA256"].endswith("UNSIGNED-PAYLOAD") or "UNSIGNED-PAYLOAD-" in sent["X-Amz-Content-SHA256"]
