@@ -6,14 +6,13 @@ makes a ``copy.deepcopy`` first.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localcloud import sam
-from tests.template.helpers import ASL_PATH
+from tests.template.helpers import ASL_PATH, json_object
 
 ARTIFACTS_BUCKET = "artifacts-bucket"
 
@@ -58,9 +57,7 @@ def asl_text() -> str:
 
 @pytest.fixture(scope="session")
 def asl(asl_text: str) -> dict[str, Any]:
-    document = json.loads(asl_text)
-    assert isinstance(document, dict)
-    return document
+    return json_object(asl_text)
 
 
 @pytest.fixture(scope="session")

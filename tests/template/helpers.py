@@ -8,6 +8,7 @@ resources given recognisable dummy names and ARNs.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -255,3 +256,10 @@ def read_by(classes: list[type[Any]], env: Mapping[str, str]) -> set[str]:
     for cls in classes:
         cls.from_env(recorder)
     return recorder.read
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A definition file's text as the JSON object it must be."""
+    document = json.loads(text)
+    assert isinstance(document, dict)
+    return document

@@ -20,7 +20,16 @@ from moto.stepfunctions.parser.asl.static_analyser.static_analyser import Static
 
 from pipeline.errors import ConfigurationError
 from pipeline.reconcile import ReconcileSettings, ScheduledRun
-from tests.template.helpers import PLACEHOLDER, ROOT, RecordingEnv, Resolver, constraint_violations, listify, props
+from tests.template.helpers import (
+    PLACEHOLDER,
+    ROOT,
+    RecordingEnv,
+    Resolver,
+    constraint_violations,
+    json_object,
+    listify,
+    props,
+)
 from tests.template.test_asl import MANUAL_INPUT, walk
 from tests.template.test_template import (
     STATE_MACHINE,
@@ -48,9 +57,7 @@ def backfill_text() -> str:
 
 @pytest.fixture(scope="module")
 def backfill(backfill_text: str) -> dict[str, Any]:
-    document = json.loads(backfill_text)
-    assert isinstance(document, dict)
-    return document
+    return json_object(backfill_text)
 
 
 def substituted(text: str) -> str:
