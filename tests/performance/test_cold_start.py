@@ -26,7 +26,10 @@ FUNCTIONS = coldstart.functions()
 #: Never imported at init: the X-Ray SDK (Tracer imports it even with tracing off), validation frameworks
 #: (Powertools' parser and validator), and the imaging libraries, which only the steps that read pixels
 #: import, on their first image.
-HEAVY = ("aws_xray_sdk", "pydantic", "fastjsonschema", "jsonschema", "PIL", "numpy", "simplejpeg")
+HEAVY = (
+    *("aws_xray_sdk", "pydantic", "fastjsonschema", "jsonschema"),
+    *("PIL", "numpy", "simplejpeg", "pyspng", "webp", "cffi"),
+)
 #: Clients come from botocore; boto3 (and s3transfer under it) is imported only by Powertools' idempotency layer.
 BOTO3 = ("boto3", "s3transfer")
 BOTO3_USERS = {"notify"}

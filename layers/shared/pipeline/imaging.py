@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFile
 
+from pipeline import codecs
 from pipeline.errors import CorruptImage, TooManyPixels
 
 #: Orientations (EXIF tag 274) that swap width and height when applied.
@@ -68,56 +69,69 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Image, bytes | None]:
-    """Decode the first frame once, at the smallest JPEG scale that still covers ``target_width``.
+    """Decode the first frame once, as small as still covers ``target_width``.
 
-    ``img`` is ``open_image(data, ...)``. Applies the EXIF orientation, normalises the colour mode
-    and returns the image with the ICC profile that describes its pixels (None for untagged images).
+    ``img`` is ``open_image(data, ...)``. JPEGs decode at the smallest DCT scale that covers the
+    target, opaque WebPs straight at the target size; PNGs and other WebPs whole, with the faster
+    decoders of ``codecs`` where they apply, Pillow everywhere else. Applies the EXIF orientation,
+    normalises the colour mode and returns the image with the ICC profile that describes its
+    pixels (None for untagged images).
     """
-    orientation = _orientation(img) if img.format in ("JPEG", "MPO") else 1  # PNG's getexif() loads the pixels
+    fmt = img.format
+    # PNG's getexif() loads the pixels; JPEG's and WebP's read the header only.
+    orientation = _orientation(img) if fmt in ("JPEG", "MPO", "WEBP") else 1
     icc = img.info.get("icc_profile") or None
-    scaled = None
-    if img.format in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
-        # The smallest DCT scale whose result is still at least this big, in the stored (not yet
-        # rotated) orientation.
-        stored_w, stored_h = img.size
-        want_w = target_width if orientation not in _TRANSPOSED else scaled_height(stored_h, stored_w, target_width)
-        want_h = scaled_height(stored_w, stored_h, want_w)
-        scaled = _decode_jpeg_scaled(data, img.mode, want_w, want_h)
-        if scaled is None:
+    # The target in the stored (not yet rotated) orientation.
+    stored_w, stored_h = img.size
+    want_w = target_width if orientation not in _TRANSPOSED else scaled_height(stored_h, stored_w, target_width)
+    want_h = scaled_height(stored_w, stored_h, want_w)
+    pixels = None
+    if fmt in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
+        if img.mode in ("RGB", "L"):  # not CMYK/YCCK
+            pixels = codecs.jpeg_scaled(data, img.mode == "L", want_w, want_h)
+        if pixels is None:
             img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else None, (want_w, want_h))
-    if scaled is None:
+    elif fmt == "PNG" and _spng_decodes(img, data):
+        pixels = codecs.png(data, img.mode)
+        orientation = _orientation(img) if "exif" in img.info else 1
+    elif fmt == "WEBP" and img.mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
+        if img.mode == "RGB" and want_w < stored_w:
+            pixels = codecs.webp_scaled(data, want_w, want_h)
+        if pixels is None:
+            pixels = codecs.webp(data, alpha=img.mode == "RGBA")
+    if pixels is None:
         try:
             img.seek(0)
             img.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise CorruptImage(f"the {img.format} data cannot be decoded: {exc}") from None
+            raise CorruptImage(f"the {fmt} data cannot be decoded: {exc}") from None
         # Some readers (Pillow's TIFF reader) apply the orientation themselves while loading and
         # drop the tag: read it again so that it is applied exactly once.
         orientation = _orientation(img)
-    out, icc = _normalise_mode(scaled or img, icc)
+        decoded = img
+    else:
+        height, width = pixels.shape[:2]
+        decoded = Image.frombuffer(img.mode, (width, height), pixels, "raw", img.mode, 0, 1)
+    out, icc = _normalise_mode(decoded, icc)
     return _apply_orientation(out, orientation), icc
 
 
-def _decode_jpeg_scaled(data: bytes, mode: str, want_w: int, want_h: int) -> Image.Image | None:
-    """Decode a YCbCr or greyscale JPEG with libjpeg-turbo's DCT scaling, at any M/8 of its size.
+def _spng_decodes(img: Image.Image, data: bytes) -> bool:
+    """Whether libspng decodes this PNG to the samples and orientation Pillow would give.
 
-    Pillow's ``draft()`` only scales by 1/2, 1/4 and 1/8, so a 4000 px photo wanted at 2048 px is
-    decoded whole; at 5/8 it is decoded at 2500 px: less than half the pixels, in less time.
-    None when this decoder is not the one to use (CMYK/YCCK JPEGs, 12-bit samples, or data that
-    libjpeg-turbo rejects in strict mode): Pillow then decodes, and its verdict on the data stands.
+    Not for palette, 1-, 2-, 4- or 16-bit PNGs (the raw mode names the depth: "RGB;16B"), nor
+    animated ones, nor where an EXIF block may follow the pixel data: Pillow finds that one only
+    while loading.
     """
-    if mode not in ("RGB", "L"):
-        return None
-    import simplejpeg
-
-    try:
-        pixels = simplejpeg.decode_jpeg(
-            data, colorspace="RGB" if mode == "RGB" else "GRAY", min_width=want_w, min_height=want_h
-        )
-    except ValueError:
-        return None
-    height, width = pixels.shape[:2]
-    return Image.frombuffer(mode, (width, height), pixels, "raw", mode, 0, 1)
+    tiles = img.tile if isinstance(img, ImageFile.ImageFile) else []
+    tile = tiles[0] if len(tiles) == 1 else None
+    return (
+        img.mode in codecs.PNG_MODES
+        and tile is not None
+        and tile.args == img.mode
+        and getattr(img, "n_frames", 1) == 1
+        and ("exif" in img.info or (b"eXIf" not in data and b"Raw profile type exif" not in data))
+    )
 
 
 def _orientation(img: Image.Image) -> int:

@@ -1,0 +1,128 @@
+"""Pixel decoders faster than Pillow's for the formats most uploads come in: JPEG, PNG and WebP.
+
+Pillow stays the reference. Each decoder here takes only the images it decodes to the samples
+Pillow would give (or, where it scales, to a documented filter), and returns None for anything
+else: other modes and bit depths, animations, or data its library rejects. Pillow then decodes,
+and its verdict on the data stands. Each library is imported on the first image that needs it,
+never at a cold start.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Pixels = npt.NDArray[np.uint8]
+
+#: Modes Pillow gives 8-bit PNGs; libspng decodes them to the same samples.
+PNG_MODES: Final = frozenset({"L", "LA", "RGB", "RGBA"})
+_CHANNELS: Final = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+# libwebp's ``WebPDecoderOptions`` (webp/decode.h): fourteen ints and five padding words. The
+# ``webp`` bindings declare only ``use_threads``; the scaling fields are reached at their place in
+# libwebp's ABI, checked against the compiled struct (``webp_options_layout_ok``).
+_WEBP_OPTIONS_SIZE: Final = 76
+_WEBP_USE_THREADS_AT: Final = 40
+_WEBP_USE_SCALING: Final = 7  # then scaled_width, scaled_height: int indices 7, 8, 9
+
+
+def jpeg_scaled(data: bytes, grey: bool, min_width: int, min_height: int) -> Pixels | None:
+    """Decode a YCbCr or greyscale JPEG with libjpeg-turbo's DCT scaling, at any M/8 of its size.
+
+    Pillow's ``draft()`` only scales by 1/2, 1/4 and 1/8, so a 4000 px photo wanted at 2048 px is
+    decoded whole; at 5/8 it is decoded at 2500 px: less than half the pixels, in less time. The
+    result is the smallest scale that is still at least ``min_width`` x ``min_height``. None for
+    data libjpeg-turbo rejects in strict mode.
+    """
+    import simplejpeg
+
+    try:
+        pixels: Pixels = simplejpeg.decode_jpeg(
+            data, colorspace="GRAY" if grey else "RGB", min_width=min_width, min_height=min_height
+        )
+    except ValueError:
+        return None
+    return pixels
+
+
+def png(data: bytes, mode: str) -> Pixels | None:
+    """Decode an 8-bit PNG (``mode`` one of ``PNG_MODES``) with libspng, in about half Pillow's time.
+
+    libspng checks what Pillow checks (the zlib stream and its checksum); it ignores chunk CRCs, as
+    Pillow does for the image data. The samples come in the PNG's own layout, which for these modes
+    is Pillow's. None for data it rejects, or a layout other than ``mode``'s.
+    """
+    import numpy as np
+    import pyspng
+
+    try:
+        pixels: Pixels = pyspng.load(data)
+    except (RuntimeError, ValueError):
+        return None
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if pixels.dtype != np.uint8 or channels != _CHANNELS[mode]:
+        return None
+    return pixels
+
+
+def webp(data: bytes, alpha: bool) -> Pixels | None:
+    """Decode a still WebP whole with libwebp's one-shot decoder, to RGB or (``alpha``) RGBA.
+
+    Pillow decodes every WebP through libwebp's animation decoder, which holds the frame three
+    times over (the canvas, a copy and the converted image); this holds it once, in about half the
+    time. None for data libwebp rejects.
+    """
+    import webp as libwebp
+
+    colours = libwebp.WebPColorMode.RGBA if alpha else libwebp.WebPColorMode.RGB
+    try:
+        return libwebp.WebPData.from_buffer(data).decode(colours)
+    except libwebp.WebPError:
+        return None
+
+
+def webp_options_layout_ok() -> bool:
+    """True when the bindings' compiled ``WebPDecoderOptions`` has the layout ``webp_scaled`` writes."""
+    from webp._webp import ffi
+
+    return bool(
+        ffi.sizeof("struct WebPDecoderOptions") == _WEBP_OPTIONS_SIZE
+        and ffi.offsetof("struct WebPDecoderOptions", "use_threads") == _WEBP_USE_THREADS_AT
+    )
+
+
+def webp_scaled(data: bytes, width: int, height: int) -> Pixels | None:
+    """Decode a still, opaque WebP straight to ``width`` x ``height`` RGB with libwebp's scaling decoder.
+
+    libwebp scales while it decodes, by area averaging, so neither the full-size image nor a
+    resize of it is ever made (libvips makes its WebP thumbnails the same way). Only for images
+    without alpha: the scaler averages colour without weighting it by alpha. None when the
+    bindings' struct layout is not the one expected, or for data libwebp rejects.
+    """
+    import numpy as np
+    import webp as libwebp
+    from webp._webp import ffi, lib
+
+    if not webp_options_layout_ok():
+        return None
+    source = libwebp.WebPData.from_buffer(data)
+    config = libwebp.WebPDecoderConfig.new()
+    try:
+        config.read_features(source)
+    except libwebp.WebPError:
+        return None
+    options = ffi.cast("int *", ffi.addressof(config.ptr, "options"))
+    options[_WEBP_USE_SCALING], options[_WEBP_USE_SCALING + 1], options[_WEBP_USE_SCALING + 2] = 1, width, height
+    pixels = np.empty((height, width, 3), dtype=np.uint8)
+    output = config.output
+    output.colorspace = lib.MODE_RGB
+    output.u.RGBA.rgba = ffi.cast("uint8_t *", ffi.from_buffer(pixels))
+    output.u.RGBA.size = pixels.size
+    output.u.RGBA.stride = width * 3
+    output.is_external_memory = 1
+    if lib.WebPDecode(source.ptr.bytes, source.size, config.ptr) != lib.VP8_STATUS_OK:
+        return None
+    return pixels
