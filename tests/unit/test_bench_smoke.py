@@ -58,3 +58,26 @@ def test_pyvips_when_importable() -> None:
         pytest.skip(f"pyvips cannot be used here: {why}")
     data = bench.encode_source(CASE)
     assert sorted(bench.run_pyvips(data, vips)) == [320, 1024, 1280]
+
+
+def test_quality_is_judged_on_the_worst_measured_rendition() -> None:
+    """Within the margin at 1024 px does not pass a source whose 2048 px rendition is below it."""
+    ours = {"psnr_db": 44.0, "psnr_jpeg_db": 35.1, "psnr_jpeg_by_width_db": {"2048": 36.0, "1024": 35.1}}
+    reference = {"psnr_jpeg_db": 35.2, "psnr_jpeg_by_width_db": {"2048": 37.0, "1024": 35.2}}
+    ratios, met = bench._judge({bench.OURS: ours}, reference)
+    assert ratios["psnr_jpeg_ours_minus_reference_db"] == -1.0
+    assert ratios["psnr_jpeg_worst_width"] == 2048
+    assert met["psnr"] is False
+    ours["psnr_jpeg_by_width_db"]["2048"] = 36.6
+    ratios, met = bench._judge({bench.OURS: ours}, reference)
+    assert ratios["psnr_jpeg_worst_width"] == 2048
+    assert met["psnr"] is True
+
+
+def test_quality_is_measured_at_every_quality_width() -> None:
+    case = bench.CASES_BY_NAME["webp-12mp"].scaled((2560, 1920))
+    figures = bench.quality(bench.encode_source(case), None)
+    for impl in (bench.OURS, bench.REFERENCE):
+        assert set(figures[impl]["psnr_jpeg_by_width_db"]) == {"2048", "1024"}
+        assert all(value > 25 for value in figures[impl]["psnr_jpeg_by_width_db"].values())
+    assert figures[bench.OURS]["psnr_jpeg_db"] == figures[bench.OURS]["psnr_jpeg_by_width_db"]["1024"]

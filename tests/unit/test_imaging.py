@@ -23,6 +23,11 @@ def decode(data: bytes, target_width: int) -> tuple[Image.Image, bytes | None]:
         return imaging.decode(img, target_width, data)
 
 
+def target_for(decoded_width: int) -> int:
+    """The largest target for which a JPEG is decoded at ``decoded_width`` (an exact DCT scale)."""
+    return math.floor(decoded_width / imaging.DCT_MARGIN)
+
+
 # -- planning ----------------------------------------------------------------------------------
 
 
@@ -314,7 +319,7 @@ def test_decode_shows_the_image_upright(fmt: str, orientation: int) -> None:
 def test_decode_with_a_jpeg_draft_keeps_the_orientation(orientation: int) -> None:
     """At half scale (a DCT draft), with the draft size computed in the stored orientation."""
     data = images.oriented_jpeg(orientation, (192, 128))
-    decoded, _ = decode(data, 96)
+    decoded, _ = decode(data, target_for(96))
     _assert_upright(decoded, (96, 64))
 
 
@@ -360,13 +365,14 @@ def big_jpeg_rotated() -> bytes:
     return images.encode(images.photo((4000, 3000)), "JPEG", quality=85, exif=images.exif(orientation=6))
 
 
-@pytest.mark.parametrize("target", [100, 320, 499, 500, 501, 1000, 1001, 2000, 2001, 2048, 2501, 3500, 3501, 3999])
+@pytest.mark.parametrize("target", [100, 320, 344, 345, 499, 500, 501, 1000, 1001, 1412, 2048, 2501, 2759, 3999])
 def test_jpeg_decodes_at_the_smallest_eighth_that_covers_the_target(big_jpeg: bytes, target: int) -> None:
-    """libjpeg-turbo's DCT scaling: any M/8 of the stored size, never below the target."""
-    eighths = max(1, math.ceil(target * 8 / 4000))
+    """libjpeg-turbo's DCT scaling: any M/8 of the stored size, never below the target times the margin."""
+    wanted = min(4000, math.ceil(target * imaging.DCT_MARGIN))
+    eighths = max(1, math.ceil(wanted * 8 / 4000))
     decoded, _ = decode(big_jpeg, target)
     assert decoded.size == (math.ceil(4000 * eighths / 8), math.ceil(3000 * eighths / 8))
-    assert target <= decoded.width
+    assert wanted <= decoded.width
 
 
 @pytest.mark.parametrize("target", [4000, 8000])
@@ -378,7 +384,7 @@ def test_jpeg_decodes_full_size_when_needed(big_jpeg: bytes, target: int) -> Non
 def test_scaled_jpeg_decode_matches_a_full_decode_resized() -> None:
     source = images.photo((1600, 1200))
     data = images.encode(source, "JPEG", quality=92)
-    decoded, _ = decode(data, 1000)  # 5/8: 1000 x 750
+    decoded, _ = decode(data, target_for(1000))  # 5/8: 1000 x 750
     assert decoded.size == (1000, 750)
     full = images.reopen(data).convert("RGB").resize(decoded.size, Image.Resampling.LANCZOS)
     assert images.psnr(decoded, full) > 35
@@ -411,7 +417,7 @@ def test_jpeg_draft_also_applies_to_mpo() -> None:
         images.photo((1600, 1200)), "MPO", save_all=True, append_images=[images.photo((160, 120), seed=2)]
     )
     assert images.reopen(data).format == "MPO"
-    decoded, _ = decode(data, 320)
+    decoded, _ = decode(data, target_for(400))
     assert decoded.size == (400, 300)
     full = images.reopen(data).convert("RGB").resize((400, 300), Image.Resampling.LANCZOS)
     assert images.psnr(decoded, full) > 30
@@ -420,7 +426,7 @@ def test_jpeg_draft_also_applies_to_mpo() -> None:
 def test_jpeg_draft_keeps_the_colour_mode() -> None:
     for mode, expected in (("L", "L"), ("CMYK", "RGB")):
         data = images.encode(images.photo((800, 600)).convert(mode), "JPEG")
-        decoded, _ = decode(data, 100)
+        decoded, _ = decode(data, target_for(100))
         assert (decoded.mode, decoded.size) == (expected, (100, 75))
 
 

@@ -1,7 +1,7 @@
 """Pixel decoders faster than Pillow's for the formats most uploads come in: JPEG, PNG and WebP.
 
 Pillow stays the reference. Each decoder here takes only the images it decodes to the samples
-Pillow would give (or, where it scales, to a documented filter), and returns None for anything
+Pillow would give (JPEG: at a DCT scale Pillow offers only in part), and returns None for anything
 else: other modes and bit depths, animations, or data its library rejects. Pillow then decodes,
 and its verdict on the data stands. Each library is imported on the first image that needs it,
 never at a cold start.
@@ -20,13 +20,6 @@ if TYPE_CHECKING:
 #: Modes Pillow gives 8-bit PNGs; libspng decodes them to the same samples.
 PNG_MODES: Final = frozenset({"L", "LA", "RGB", "RGBA"})
 _CHANNELS: Final = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-
-# libwebp's ``WebPDecoderOptions`` (webp/decode.h): fourteen ints and five padding words. The
-# ``webp`` bindings declare only ``use_threads``; the scaling fields are reached at their place in
-# libwebp's ABI, checked against the compiled struct (``webp_options_layout_ok``).
-_WEBP_OPTIONS_SIZE: Final = 76
-_WEBP_USE_THREADS_AT: Final = 40
-_WEBP_USE_SCALING: Final = 7  # then scaled_width, scaled_height: int indices 7, 8, 9
 
 
 def jpeg_scaled(data: bytes, grey: bool, min_width: int, min_height: int) -> Pixels | None:
@@ -82,47 +75,3 @@ def webp(data: bytes, alpha: bool) -> Pixels | None:
         return libwebp.WebPData.from_buffer(data).decode(colours)
     except libwebp.WebPError:
         return None
-
-
-def webp_options_layout_ok() -> bool:
-    """True when the bindings' compiled ``WebPDecoderOptions`` has the layout ``webp_scaled`` writes."""
-    from webp._webp import ffi
-
-    return bool(
-        ffi.sizeof("struct WebPDecoderOptions") == _WEBP_OPTIONS_SIZE
-        and ffi.offsetof("struct WebPDecoderOptions", "use_threads") == _WEBP_USE_THREADS_AT
-    )
-
-
-def webp_scaled(data: bytes, width: int, height: int) -> Pixels | None:
-    """Decode a still, opaque WebP straight to ``width`` x ``height`` RGB with libwebp's scaling decoder.
-
-    libwebp scales while it decodes, by area averaging, so neither the full-size image nor a
-    resize of it is ever made (libvips makes its WebP thumbnails the same way). Only for images
-    without alpha: the scaler averages colour without weighting it by alpha. None when the
-    bindings' struct layout is not the one expected, or for data libwebp rejects.
-    """
-    import numpy as np
-    import webp as libwebp
-    from webp._webp import ffi, lib
-
-    if not webp_options_layout_ok():
-        return None
-    source = libwebp.WebPData.from_buffer(data)
-    config = libwebp.WebPDecoderConfig.new()
-    try:
-        config.read_features(source)
-    except libwebp.WebPError:
-        return None
-    options = ffi.cast("int *", ffi.addressof(config.ptr, "options"))
-    options[_WEBP_USE_SCALING], options[_WEBP_USE_SCALING + 1], options[_WEBP_USE_SCALING + 2] = 1, width, height
-    pixels = np.empty((height, width, 3), dtype=np.uint8)
-    output = config.output
-    output.colorspace = lib.MODE_RGB
-    output.u.RGBA.rgba = ffi.cast("uint8_t *", ffi.from_buffer(pixels))
-    output.u.RGBA.size = pixels.size
-    output.u.RGBA.stride = width * 3
-    output.is_external_memory = 1
-    if lib.WebPDecode(source.ptr.bytes, source.size, config.ptr) != lib.VP8_STATUS_OK:
-        return None
-    return pixels
