@@ -5,8 +5,10 @@
 
 - ``<build_dir>/functions/<name>/``, the function's zip, is ``/var/task``;
 - ``<build_dir>/layer/python/``, the layer's ``python/`` directory, is ``/opt/python``: the
-  ``pipeline`` package and the distributions of ``layers/shared/requirements.txt`` (with what they
-  require), copied from the current environment as ``pip install --target`` would place them.
+  ``pipeline`` package, botocore's data trimmed to what the functions call in ``pipeline/botocore_data``
+  (``layers/shared/botocore_models.py``, run on the current environment's botocore, which the layer's
+  Makefile runs on the pinned one), and the distributions of ``layers/shared/requirements.txt`` (with
+  what they require), copied from the current environment as ``pip install --target`` would place them.
 
 Both are compiled with hash-based, unchecked ``.pyc`` files, which stay valid inside a zip (a zip
 keeps modification times to 2 s, so timestamp-based ``.pyc`` files go stale, and Lambda's read-only
@@ -184,6 +186,24 @@ def compile_tree(directory: Path) -> None:
         raise SyntaxError(f"{directory}: some sources do not compile\n{done.stdout}{done.stderr}")
 
 
+def generate_botocore_data(layer: Path, root: Path = ROOT) -> None:
+    """Write the trimmed botocore data into a layer's ``python/``, as the layer's Makefile does.
+
+    A checkout from before the generator existed ships none (its functions read botocore's own data).
+    """
+    generator = root / "layers" / "shared" / "botocore_models.py"
+    if not generator.is_file():
+        return
+    done = subprocess.run(  # noqa: S603 (this interpreter, on a script of this repository)
+        [sys.executable, generator, layer / "pipeline" / "botocore_data"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{generator} failed:\n{done.stderr}")
+
+
 def package(build_dir: Path, *, root: Path = ROOT, compiled: bool = True) -> dict[str, Layout]:
     """Lay out every function and the shared layer in build_dir (new or empty); compile them unless told not to.
 
@@ -196,6 +216,7 @@ def package(build_dir: Path, *, root: Path = ROOT, compiled: bool = True) -> dic
     layer = build_dir / "layer" / "python"
     layer.mkdir(parents=True)
     _copy_package(root / "layers" / "shared" / "pipeline", layer / "pipeline")
+    generate_botocore_data(layer, root)
     for dist in distributions(root / "layers" / "shared" / "requirements.txt"):
         _install(dist, layer)
     layouts = {}

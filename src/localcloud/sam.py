@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,8 +33,11 @@ _CODE_PROPERTIES: Final = {
     "AWS::Serverless::LayerVersion": "ContentUri",
 }
 _SKIP: Final = ("__pycache__", ".pytest_cache", ".mypy_cache")
+#: The layer's build step that writes botocore's trimmed data (layers/shared/Makefile), and where.
+_BOTOCORE_MODELS: Final = "botocore_models.py"
+_BOTOCORE_DATA: Final = "python/pipeline/botocore_data/"
 #: What builds a code directory (BuildMethod: makefile) rather than ships in it.
-_BUILD_FILES: Final = frozenset({"Makefile"})
+_BUILD_FILES: Final = frozenset({"Makefile", _BOTOCORE_MODELS})
 
 
 class TemplateError(ValueError):
@@ -71,6 +76,32 @@ def zip_directory(directory: Path, prefix: str = "") -> bytes:
     return buf.getvalue()
 
 
+def add_generated_botocore_data(body: bytes, source: Path) -> bytes:
+    """A layer zip with what its Makefile generates besides its sources: botocore's trimmed data.
+
+    Generated from the current environment's botocore, the one the local cloud's functions run with.
+    """
+    generator = source / _BOTOCORE_MODELS
+    if not generator.is_file():
+        return body
+    with tempfile.TemporaryDirectory(prefix="imgpipe-botocore-data-") as scratch:
+        output = Path(scratch) / "botocore_data"
+        done = subprocess.run(  # noqa: S603 (this interpreter, on the layer's own build script)
+            [sys.executable, generator, output], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise TemplateError(f"{generator}: {done.stderr.strip()}")
+        buf = io.BytesIO(body)
+        with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(output.rglob("*")):
+                if path.is_file():
+                    name = _BOTOCORE_DATA + path.relative_to(output).as_posix()
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
 def _files(directory: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames[:] = [d for d in dirnames if d not in _SKIP]
@@ -98,6 +129,8 @@ def package(
                 raise TemplateError(f"{logical_id}.{prop}: {source} is not a directory")
             # A layer's Python code is served from python/ in the layer (what `sam build` lays out).
             body = zipper(source, "python/" if kind == "AWS::Serverless::LayerVersion" else "")
+            if kind == "AWS::Serverless::LayerVersion":
+                body = add_generated_botocore_data(body, source)
             key = f"{logical_id}/{hashlib.sha256(body).hexdigest()[:16]}.zip"
             artifacts.append(Artifact(logical_id, source, key, body))
             props[prop] = f"s3://{bucket}/{key}"
