@@ -22,8 +22,10 @@ MAX_PIXELS = 50_000_000
 
 
 def decode(data: bytes, target_width: int) -> Image.Image:
+    """Decode as the resize step does, in the mode of the renditions made from the decode."""
     with imaging.open_image(data, MAX_PIXELS) as img:
-        return imaging.decode(img, target_width, data)[0]
+        decoded = imaging.decode(img, target_width, data)[0]
+    return decoded.convert(imaging.rendition_mode(decoded.mode))
 
 
 def pillow(data: bytes) -> Image.Image:
@@ -170,6 +172,29 @@ def test_animated_webp_decodes_its_first_frame_through_pillow(calls: dict[str, i
 def test_webp_damaged_data_is_refused_as_pillow_refuses_it(calls: dict[str, int]) -> None:
     data = images.encode(images.photo((400, 300)), "WEBP", quality=90)
     cut = data[: len(data) // 2]
-    assert codecs.webp(cut, alpha=False) is None
+    assert codecs.webp(cut) is None
     with pytest.raises(CorruptImage):
         decode(cut, 100)
+
+
+# -- without a copy ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"), [("JPEG", {"quality": 90}), ("PNG", {}), ("WEBP", {"quality": 90}), ("WEBP", {"lossless": True})]
+)
+def test_opaque_colour_is_decoded_as_rgbx_on_the_decoders_own_buffer(fmt: str, params: dict[str, Any]) -> None:
+    """The decoders write four bytes a pixel, the layout Pillow keeps RGB in: the image maps their buffer
+    (read-only) instead of unpacking a copy, and the renditions made from it are RGB."""
+    source = images.photo((400, 300), seed=6)
+    data = images.encode(source, fmt, **params)
+    with imaging.open_image(data, MAX_PIXELS) as img:
+        decoded, _ = imaging.decode(img, 400, data)
+    assert decoded.mode == "RGBX"
+    assert decoded.readonly
+    as_rgb = decoded.convert("RGB")
+    assert identical(as_rgb.convert("RGB"), pillow(data).convert("RGB")) or images.psnr(as_rgb, pillow(data)) > 45
+    renditions = list(imaging.renditions(decoded, [400, 200]))
+    assert [r.image.mode for r in renditions] == ["RGB", "RGB"]
+    assert identical(renditions[0].image, as_rgb)
+    assert identical(renditions[1].image, imaging.resize(as_rgb, (200, 150)))

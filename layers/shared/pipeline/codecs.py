@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: Modes Pillow gives 8-bit PNGs; libspng decodes them to the same samples.
 PNG_MODES: Final = frozenset({"L", "LA", "RGB", "RGBA"})
-_CHANNELS: Final = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+_CHANNELS: Final = {"L": 1, "LA": 2, "RGB": 4, "RGBA": 4}
 
 
 def jpeg_scaled(data: bytes, grey: bool, min_width: int, min_height: int) -> Pixels | None:
@@ -27,14 +27,15 @@ def jpeg_scaled(data: bytes, grey: bool, min_width: int, min_height: int) -> Pix
 
     Pillow's ``draft()`` only scales by 1/2, 1/4 and 1/8, so a 4000 px photo wanted at 2048 px is
     decoded whole; at 5/8 it is decoded at 2500 px: less than half the pixels, in less time. The
-    result is the smallest scale that is still at least ``min_width`` x ``min_height``. None for
-    data libjpeg-turbo rejects in strict mode.
+    result is the smallest scale that is still at least ``min_width`` x ``min_height``, in one byte a
+    pixel (``grey``) or four (RGBX, the layout Pillow keeps RGB in). None for data libjpeg-turbo
+    rejects in strict mode.
     """
     import simplejpeg
 
     try:
         pixels: Pixels = simplejpeg.decode_jpeg(
-            data, colorspace="GRAY" if grey else "RGB", min_width=min_width, min_height=min_height
+            data, colorspace="GRAY" if grey else "RGBX", min_width=min_width, min_height=min_height
         )
     except ValueError:
         return None
@@ -45,14 +46,15 @@ def png(data: bytes, mode: str) -> Pixels | None:
     """Decode an 8-bit PNG (``mode`` one of ``PNG_MODES``) with libspng, in about half Pillow's time.
 
     libspng checks what Pillow checks (the zlib stream and its checksum); it ignores chunk CRCs, as
-    Pillow does for the image data. The samples come in the PNG's own layout, which for these modes
-    is Pillow's. None for data it rejects, or a layout other than ``mode``'s.
+    Pillow does for the image data. Grey and grey-alpha come in the PNG's own layout; RGB and RGBA
+    in four bytes a pixel (RGB with an opaque fourth byte). None for data it rejects, or samples
+    that are not in ``mode``'s layout.
     """
     import numpy as np
     import pyspng
 
     try:
-        pixels: Pixels = pyspng.load(data)
+        pixels: Pixels = pyspng.load(data, format="RGBA" if mode in ("RGB", "RGBA") else None)
     except (RuntimeError, ValueError):
         return None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -61,8 +63,9 @@ def png(data: bytes, mode: str) -> Pixels | None:
     return pixels
 
 
-def webp(data: bytes, alpha: bool) -> Pixels | None:
-    """Decode a still WebP whole with libwebp's one-shot decoder, to RGB or (``alpha``) RGBA.
+def webp(data: bytes) -> Pixels | None:
+    """Decode a still WebP whole with libwebp's one-shot decoder, to four bytes a pixel (RGBA; an
+    opaque image gets an opaque fourth byte).
 
     Pillow decodes every WebP through libwebp's animation decoder, which holds the frame three
     times over (the canvas, a copy and the converted image); this holds it once, in about half the
@@ -70,8 +73,7 @@ def webp(data: bytes, alpha: bool) -> Pixels | None:
     """
     import webp as libwebp
 
-    colours = libwebp.WebPColorMode.RGBA if alpha else libwebp.WebPColorMode.RGB
     try:
-        return libwebp.WebPData.from_buffer(data).decode(colours)
+        return libwebp.WebPData.from_buffer(data).decode(libwebp.WebPColorMode.RGBA)
     except libwebp.WebPError:
         return None

@@ -23,7 +23,10 @@ _TRANSPOSED = frozenset({5, 6, 7, 8})
 #: stays within 0.5 dB, the LANCZOS resize from the decode then doing most of the reduction.
 DCT_MARGIN: Final = 1.45
 #: Modes every rendition is normalised to.
-_WORKING_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
+_RENDITION_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
+#: Modes a decode may also come in: RGBX is opaque colour in the four bytes a pixel Pillow keeps RGB
+#: in, so a decoder's buffer becomes an image without a copy; renditions made from it are RGB.
+_WORKING_MODES = _RENDITION_MODES | {"RGBX"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Imag
         pixels = codecs.png(data, img.mode)
         orientation = _orientation(img) if "exif" in img.info else 1
     elif fmt == "WEBP" and img.mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
-        pixels = codecs.webp(data, alpha=img.mode == "RGBA")
+        pixels = codecs.webp(data)
     if pixels is None:
         try:
             img.seek(0)
@@ -112,10 +115,17 @@ def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Imag
         orientation = _orientation(img)
         decoded = img
     else:
-        height, width = pixels.shape[:2]
-        decoded = Image.frombuffer(img.mode, (width, height), pixels, "raw", img.mode, 0, 1)
+        decoded = _image(pixels, img.mode)
     out, icc = _normalise_mode(decoded, icc)
     return _apply_orientation(out, orientation), icc
+
+
+def _image(pixels: codecs.Pixels, mode: str) -> Image.Image:
+    """The decoder's buffer as an image: without a copy for one byte a pixel (L) and four (RGBA, and
+    RGB as RGBX); LA is unpacked into Pillow's own layout."""
+    height, width = pixels.shape[:2]
+    raw = "RGBX" if mode == "RGB" else mode
+    return Image.frombuffer(raw, (width, height), pixels, "raw", raw, 0, 1)
 
 
 def _spng_decodes(img: Image.Image, data: bytes) -> bool:
@@ -208,7 +218,14 @@ def renditions(img: Image.Image, widths: Sequence[int]) -> Iterator[Rendition]:
     for width, height in sizes:
         if width != current.width:
             current = resize(current, (width, height))
+        elif current.mode != rendition_mode(current.mode):
+            current = current.convert(rendition_mode(current.mode))
         yield Rendition(width=width, height=height, image=current)
+
+
+def rendition_mode(mode: str) -> str:
+    """The mode of renditions made from an image of ``mode`` (a working mode)."""
+    return "RGB" if mode == "RGBX" else mode
 
 
 #: Output rows per band of a banded resize.
@@ -229,15 +246,17 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     resize's; Pillow may run a band's two passes in the other order, and its 8-bit intermediate
     then clips LANCZOS overshoot at hard edges differently (about 48 dB PSNR between the two on
     a photo). Large reductions, where ``reducing_gap`` first shrinks the source by a whole
-    factor, resize at once.
+    factor, resize at once. An RGBX source gives an RGB result.
     """
     width, height = size
     scale_y = img.height / height
+    mode = rendition_mode(img.mode)
     if height <= BAND_ROWS or max(img.width / width, scale_y) >= 2 * _REDUCING_GAP:
-        return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        whole = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        return whole if whole.mode == mode else whole.convert(mode)
     premultiplied = _PREMULTIPLIED.get(img.mode)
     margin = math.ceil(_LANCZOS_SUPPORT * scale_y) + 1
-    out = Image.new(img.mode, size)
+    out = Image.new(mode, size)
     for top in range(0, height, BAND_ROWS):
         bottom = min(height, top + BAND_ROWS)
         y0, y1 = top * scale_y, bottom * scale_y
