@@ -473,9 +473,9 @@ def test_renditions_are_chained_from_the_previous_one(monkeypatch: pytest.Monkey
     sources: list[tuple[int, int]] = []
     real_resize = imaging.resize
 
-    def spy(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    def spy(img: Image.Image, size: tuple[int, int], premultiplied: bool = False) -> Image.Image:
         sources.append(img.size)
-        return real_resize(img, size)
+        return real_resize(img, size, premultiplied)
 
     source = images.photo((1200, 900), noise=0)
     monkeypatch.setattr(imaging, "resize", spy)
@@ -611,3 +611,27 @@ def test_srgb_profile_is_a_valid_cached_profile() -> None:
     buf = io.BytesIO()
     img.save(buf, "PNG", icc_profile=profile)
     assert images.reopen(buf.getvalue()).info["icc_profile"] == profile
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_renditions_with_alpha_chain_premultiplied(mode: str) -> None:
+    """The chain resizes premultiplied samples once converted, and yields straight alpha."""
+    source = images.in_mode(mode, (1200, 900))
+    premultiplied = {"RGBA": "RGBa", "LA": "La"}[mode]
+    out = list(imaging.renditions(source, [800, 400]))
+    assert [r.image.mode for r in out] == [mode, mode]
+    lanczos = Image.Resampling.LANCZOS
+    first = source.convert(premultiplied).resize((800, 600), lanczos)
+    expected = [first.convert(mode), first.resize((400, 300), lanczos).convert(mode)]
+    for rendition, ideal in zip(out, expected, strict=True):
+        assert images.psnr(rendition.image, ideal) > 45
+
+
+def test_resize_keeps_or_leaves_premultiplied_alpha() -> None:
+    source = images.in_mode("RGBA", (600, 450))
+    kept = imaging.resize(source, (400, 300), premultiplied=True)
+    assert kept.mode == "RGBa"
+    assert imaging.resize(source, (400, 300)).mode == "RGBA"
+    assert imaging.resize(kept, (200, 150)).mode == "RGBA"
+    assert imaging.resize(kept, (200, 150), premultiplied=True).mode == "RGBa"
+    assert images.psnr(kept.convert("RGBA"), imaging.resize(source, (400, 300))) == math.inf

@@ -210,33 +210,37 @@ def renditions(img: Image.Image, widths: Sequence[int]) -> Iterator[Rendition]:
 
     The caller passes widths from ``plan_widths``; a width equal to the image's yields the
     image itself. A caller that drops its own reference to ``img`` lets it go after the first
-    resize.
+    resize. With alpha, the chain stays premultiplied from the first resize on (each rendition
+    is yielded with straight alpha): a resize needs premultiplied samples, and converting back
+    and forth would cost two passes and round dark, translucent colours twice.
     """
     sizes = [(width, scaled_height(img.width, img.height, width)) for width in widths]
     current = img
     del img  # from here on the chain holds only the latest rendition
     for width, height in sizes:
         if width != current.width:
-            current = resize(current, (width, height))
-        elif current.mode != rendition_mode(current.mode):
-            current = current.convert(rendition_mode(current.mode))
-        yield Rendition(width=width, height=height, image=current)
+            current = resize(current, (width, height), premultiplied=True)
+        mode = rendition_mode(current.mode)
+        image = current if current.mode == mode else current.convert(mode)
+        yield Rendition(width=width, height=height, image=image)
+        del image  # the caller has it; the next resize reads ``current``
 
 
 def rendition_mode(mode: str) -> str:
-    """The mode of renditions made from an image of ``mode`` (a working mode)."""
-    return "RGB" if mode == "RGBX" else mode
+    """The mode of renditions made from an image of ``mode`` (a working mode, or premultiplied)."""
+    return _RENDITION_MODE.get(mode, mode)
 
 
 #: Output rows per band of a banded resize.
 BAND_ROWS: Final = 128
 _REDUCING_GAP: Final = 3.0
 _LANCZOS_SUPPORT: Final = 3.0
-#: Modes Pillow resizes with premultiplied alpha.
+#: Modes Pillow resizes with premultiplied alpha, and their premultiplied modes.
 _PREMULTIPLIED: Final = {"RGBA": "RGBa", "LA": "La"}
+_RENDITION_MODE: Final = {"RGBX": "RGB", "RGBa": "RGBA", "La": "LA"}
 
 
-def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+def resize(img: Image.Image, size: tuple[int, int], premultiplied: bool = False) -> Image.Image:
     """LANCZOS resize, in bands of output rows.
 
     Pillow resizes in two passes and holds the whole horizontal pass (new width x old height)
@@ -246,28 +250,35 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     resize's; Pillow may run a band's two passes in the other order, and its 8-bit intermediate
     then clips LANCZOS overshoot at hard edges differently (about 48 dB PSNR between the two on
     a photo). Large reductions, where ``reducing_gap`` first shrinks the source by a whole
-    factor, resize at once. An RGBX source gives an RGB result.
+    factor, resize at once.
+
+    The result is in the source's rendition mode (RGB for RGBX), or, with ``premultiplied``, an
+    image with alpha comes back premultiplied (RGBa, La). A premultiplied source is resized as it
+    is, without a copy of its rows.
     """
     width, height = size
     scale_y = img.height / height
-    mode = rendition_mode(img.mode)
+    straight = rendition_mode(img.mode)
+    alpha = _PREMULTIPLIED.get(straight)
+    mode = alpha if alpha and premultiplied else straight
     if height <= BAND_ROWS or max(img.width / width, scale_y) >= 2 * _REDUCING_GAP:
-        whole = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        source = img.convert(alpha) if alpha and premultiplied and img.mode != alpha else img
+        whole = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
         return whole if whole.mode == mode else whole.convert(mode)
-    premultiplied = _PREMULTIPLIED.get(img.mode)
+    to_premultiply = alpha if img.mode == straight else None
     margin = math.ceil(_LANCZOS_SUPPORT * scale_y) + 1
     out = Image.new(mode, size)
     for top in range(0, height, BAND_ROWS):
         bottom = min(height, top + BAND_ROWS)
         y0, y1 = top * scale_y, bottom * scale_y
-        if premultiplied:
+        if to_premultiply:
             first, last = max(0, math.floor(y0) - margin), min(img.height, math.ceil(y1) + margin)
-            rows = img.crop((0, first, img.width, last)).convert(premultiplied)
+            rows = img.crop((0, first, img.width, last)).convert(to_premultiply)
             box = (0.0, y0 - first, float(img.width), y1 - first)
-            band = rows.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box).convert(img.mode)
+            band = rows.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box)
         else:
             band = img.resize((width, bottom - top), Image.Resampling.LANCZOS, box=(0.0, y0, float(img.width), y1))
-        out.paste(band, (0, top))
+        out.paste(band if band.mode == mode else band.convert(mode), (0, top))
     return out
 
 
