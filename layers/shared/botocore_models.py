@@ -1,6 +1,6 @@
 """Build step: botocore's data for the layer, trimmed to the services and operations the functions call.
 
-A botocore client reads its service model whole at creation (S3's is 1.8 MB of JSON for 116 operations),
+A botocore client reads its service model whole at creation (S3's is 1.4 MB of JSON for 116 operations),
 lists every service directory of its data path (about 450) to check the service exists, and reads
 ``endpoints.json`` (1.2 MB, every service of every partition). This writes, for the botocore that runs
 it, the same files restricted to what the pipeline uses:

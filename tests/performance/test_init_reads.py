@@ -1,6 +1,6 @@
 """What a packaged function reads at init besides its code: botocore's trimmed data, never botocore's own.
 
-A client on botocore's bundled data parses the whole service model (S3's is 1.8 MB of JSON), all of
+A client on botocore's bundled data parses the whole service model (S3's is 1.4 MB of JSON), all of
 ``endpoints.json`` (1.2 MB) and lists the ~450 service directories; the layer ships that data trimmed
 to the functions' operations (``layers/shared/botocore_models.py``). Which files init opens does not
 depend on the machine, so it is asserted exactly, like the imports in test_cold_start.py.
