@@ -12,9 +12,9 @@
 
 Both are compiled with hash-based, unchecked ``.pyc`` files, which stay valid inside a zip (a zip
 keeps modification times to 2 s, so timestamp-based ``.pyc`` files go stale, and Lambda's read-only
-file system means every cold start then compiles the sources again). boto3 and botocore are not in
-the layer: they come from the runtime, here the current environment's site-packages, after both
-directories on ``sys.path`` as in Lambda.
+file system means every cold start then compiles the sources again). The layer ships boto3 and
+botocore itself (before the runtime's on ``sys.path``, as in Lambda), so they are measured compiled
+the same way.
 
 ``measure()`` imports each function's ``app`` module (module-level init included: settings, AWS
 clients, the idempotency layer) in fresh ``python -X frozen_modules=on`` processes that cannot
@@ -63,8 +63,6 @@ ENV: Final = {
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
-#: Distributions the Lambda runtime provides: never copied into the layer.
-RUNTIME_DISTRIBUTIONS: Final = frozenset({"boto3", "botocore", "s3transfer"})
 #: Times ``import app`` and lists the modules it left loaded. Nothing but sys and time is imported first.
 PROBE: Final = """\
 import sys, time
@@ -132,12 +130,12 @@ def _canonical(name: str) -> str:
 
 
 def distributions(requirements: Path) -> list[metadata.Distribution]:
-    """The installed distributions a requirements file names, with what they require, runtime ones left out."""
+    """The installed distributions a requirements file names, with what they require."""
     found: dict[str, metadata.Distribution] = {}
     pending = requirement_names(requirements.read_text(encoding="utf-8").splitlines())
     while pending:
         name = _canonical(pending.pop())
-        if name in found or name in RUNTIME_DISTRIBUTIONS:
+        if name in found:
             continue
         try:
             dist = metadata.distribution(name)

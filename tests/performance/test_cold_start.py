@@ -159,3 +159,8 @@ def test_the_layer_build_installs_for_arm64_and_compiles_everything(tmp_path: Pa
     assert "--platform manylinux2014_aarch64" in done.stdout
     assert "--requirement requirements.txt" in done.stdout
     assert "--invalidation-mode unchecked-hash" in done.stdout
+    # botocore's trimmed data comes from the botocore the layer ships
+    from importlib.metadata import version
+
+    assert f"--botocore-version {version('botocore')}" in done.stdout
+    assert 'PYTHONPATH="' in done.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import subprocess
 import sys
 import zipfile
@@ -76,15 +75,6 @@ def test_init_reads_the_trimmed_data_and_none_of_botocores_own(
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_no_unused_powertools_package_at_init(function: str, layouts: dict[str, coldstart.Layout]) -> None:
     assert coldstart.probe(layouts[function]).loaded(*UNUSED) == []
-
-
-def test_the_layer_build_generates_the_data_from_the_pinned_botocore() -> None:
-    makefile = (ROOT / "layers" / "shared" / "Makefile").read_text(encoding="utf-8")
-    pinned = re.search(r"^BOTOCORE_VERSION := (\S+)$", makefile, re.MULTILINE)
-    assert pinned is not None
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert f'"botocore=={pinned.group(1)}"' in pyproject, "the Makefile and pyproject.toml pin the same botocore"
-    assert 'botocore_models.py "$(TARGET)/pipeline/botocore_data" --botocore-version $(BOTOCORE_VERSION)' in makefile
 
 
 def test_the_local_clouds_layer_zip_carries_the_data_and_not_its_generator(template: dict[str, object]) -> None:
