@@ -82,3 +82,11 @@ def test_quality_is_measured_at_every_quality_width() -> None:
         assert set(figures[impl]["psnr_jpeg_by_width_db"]) == {"2048", "1024"}
         assert all(value > 25 for value in figures[impl]["psnr_jpeg_by_width_db"].values())
     assert figures[bench.OURS]["psnr_jpeg_db"] == figures[bench.OURS]["psnr_jpeg_by_width_db"]["1024"]
+
+
+def test_two_exact_round_trips_differ_by_nothing() -> None:
+    inf = float("inf")
+    ours = {"psnr_db": inf, "psnr_jpeg_db": inf, "psnr_jpeg_by_width_db": {"1024": inf}}
+    ratios, met = bench._judge({bench.OURS: ours}, {"psnr_jpeg_db": inf, "psnr_jpeg_by_width_db": {"1024": inf}})
+    assert ratios["psnr_jpeg_ours_minus_reference_db"] == 0.0
+    assert met["psnr"] is True

@@ -295,6 +295,7 @@ def with_metadata() -> Image.Image:
     src = images.reopen(data)
     assert src.getexif().get_ifd(0x8825)  # the source really has a GPS block
     decoded, _ = imaging.decode(src, 160, data)
+    decoded = decoded.convert(imaging.rendition_mode(decoded.mode))  # as the renditions carry it
     decoded.info.update({k: src.info[k] for k in ("exif", "xmp") if k in src.info})  # as Pillow's readers leave it
     assert "exif" in decoded.info
     return decoded

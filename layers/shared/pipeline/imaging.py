@@ -101,7 +101,7 @@ def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Imag
             img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else None, (want_w, want_h))
     elif fmt == "PNG" and _spng_decodes(img, data):
         pixels = codecs.png(data, img.mode)
-        orientation = _orientation(img) if "exif" in img.info else 1
+        orientation = _orientation(img) if "exif" in img.info else 1  # getexif() would load otherwise
     elif fmt == "WEBP" and img.mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
         pixels = codecs.webp(data)
     if pixels is None:
@@ -128,12 +128,17 @@ def _image(pixels: codecs.Pixels, mode: str) -> Image.Image:
     return Image.frombuffer(raw, (width, height), pixels, "raw", raw, 0, 1)
 
 
+#: PNG text keys that carry an orientation Pillow reads only by loading the image when there is no eXIf.
+_PNG_ORIENTATION_TEXT: Final = ("XML:com.adobe.xmp", "xmp", "Raw profile type exif")
+
+
 def _spng_decodes(img: Image.Image, data: bytes) -> bool:
-    """Whether libspng decodes this PNG to the samples and orientation Pillow would give.
+    """Whether libspng decodes this PNG to the samples, orientation and verdict Pillow would give.
 
     Not for palette, 1-, 2-, 4- or 16-bit PNGs (the raw mode names the depth: "RGB;16B"), nor
-    animated ones, nor where an EXIF block may follow the pixel data: Pillow finds that one only
-    while loading.
+    animated ones; nor where chunks other than IEND follow the pixel data, which Pillow reads (and
+    may refuse: an oversized text chunk) only while loading, an eXIf among them; nor where an
+    orientation can come from XMP or a raw EXIF text without an eXIf chunk before the pixels.
     """
     tiles = img.tile if isinstance(img, ImageFile.ImageFile) else []
     tile = tiles[0] if len(tiles) == 1 else None
@@ -142,8 +147,26 @@ def _spng_decodes(img: Image.Image, data: bytes) -> bool:
         and tile is not None
         and tile.args == img.mode
         and getattr(img, "n_frames", 1) == 1
-        and ("exif" in img.info or (b"eXIf" not in data and b"Raw profile type exif" not in data))
+        and ("exif" in img.info or not any(key in img.info for key in _PNG_ORIENTATION_TEXT))
+        and _png_chunks_after_pixels(data) <= {b"IEND"}
     )
+
+
+def _png_chunks_after_pixels(data: bytes) -> set[bytes]:
+    """The chunk types after the last IDAT chunk of a PNG (walking the chunk headers)."""
+    after: set[bytes] = set()
+    at = 8  # the signature
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        if kind == b"IDAT":
+            after.clear()
+        else:
+            after.add(kind)
+        if kind == b"IEND":
+            break
+        at += 12 + length
+    return after
 
 
 def _orientation(img: Image.Image) -> int:
@@ -172,7 +195,7 @@ def _apply_orientation(img: Image.Image, orientation: int) -> Image.Image:
 
 
 def _normalise_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """Bring any decoded mode to L, LA, RGB or RGBA, keeping colours and transparency."""
+    """Bring any decoded mode to L, LA, RGB or RGBA (RGBX as it is), keeping colours and transparency."""
     mode = img.mode
     if mode in _WORKING_MODES:
         return img, icc
@@ -222,6 +245,8 @@ def renditions(img: Image.Image, widths: Sequence[int]) -> Iterator[Rendition]:
             current = resize(current, (width, height), premultiplied=True)
         mode = rendition_mode(current.mode)
         image = current if current.mode == mode else current.convert(mode)
+        if current.mode == "RGBX":
+            current = image  # RGB resizes the same: one copy is held, not two
         yield Rendition(width=width, height=height, image=image)
         del image  # the caller has it; the next resize reads ``current``
 
