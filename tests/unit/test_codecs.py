@@ -63,6 +63,16 @@ def identical(a: Image.Image, b: Image.Image) -> bool:
 # -- PNG ---------------------------------------------------------------------------------------
 
 
+def assert_decoded_by_pillow(data: bytes, calls: dict[str, int]) -> None:
+    """The PNG took Pillow's path, and came out as Pillow's decode, normalised."""
+    out = decode(data, 4000)
+    assert calls["png"] == 0
+    with imaging.open_image(data, MAX_PIXELS) as img:
+        img.load()
+        expected, _ = imaging._normalise_mode(img, None)
+    assert identical(out, expected)
+
+
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
 @pytest.mark.parametrize("interlace", [False, True])
 def test_png_8_bit_decodes_to_pillows_samples(mode: str, interlace: bool, calls: dict[str, int]) -> None:
@@ -87,12 +97,7 @@ def _interlaced_png(img: Image.Image) -> bytes:
 @pytest.mark.parametrize("mode", ["P", "PT", "1", "I;16"])
 def test_png_other_depths_and_palettes_decode_through_pillow(mode: str, calls: dict[str, int]) -> None:
     data = images.encode(images.in_mode(mode, (120, 90)), "PNG")
-    out = decode(data, 4000)
-    assert calls["png"] == 0
-    with imaging.open_image(data, MAX_PIXELS) as img:
-        img.load()
-        expected, _ = imaging._normalise_mode(img, None)
-    assert identical(out, expected)
+    assert_decoded_by_pillow(data, calls)
 
 
 def _png(width: int, height: int, depth: int, colour_type: int, rows: list[bytes], after: bytes = b"") -> bytes:
@@ -116,12 +121,7 @@ def test_png_other_bit_depths_decode_through_pillow(
     row_bytes = (width * samples * depth + 7) // 8
     rows = [bytes((x * 37 + y * 11) % 256 for x in range(row_bytes)) for y in range(height)]
     data = _png(width, height, depth, colour_type, rows)
-    out = decode(data, 4000)
-    assert calls["png"] == 0
-    with imaging.open_image(data, MAX_PIXELS) as img:
-        img.load()
-        expected, _ = imaging._normalise_mode(img, None)
-    assert identical(out, expected)
+    assert_decoded_by_pillow(data, calls)
 
 
 def test_png_orientation_from_xmp_is_applied(calls: dict[str, int]) -> None:
