@@ -2,11 +2,12 @@
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
-from pipeline.events import NotifyEvent, event_source
+from pipeline.events import NotifyEvent
 from pipeline.idempotency import once_per_content
 from pipeline.observability import logger, metrics, run_step
 from pipeline.settings import NotifySettings

@@ -2,10 +2,10 @@
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import reconcile
-from pipeline.events import event_source
 from pipeline.observability import logger, metrics, run_step
 from pipeline.recovery_io import PipelineExecutions, UploadListing
 from pipeline.storage import S3Store

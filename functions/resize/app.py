@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
-from pipeline.events import ResizeEvent, event_source
+from pipeline.events import ResizeEvent
 from pipeline.observability import logger, metrics, run_step
 from pipeline.settings import RenditionSettings
 from pipeline.storage import S3Store

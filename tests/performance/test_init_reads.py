@@ -22,8 +22,6 @@ from localcloud import coldstart, sam
 
 ROOT = coldstart.ROOT
 FUNCTIONS = coldstart.functions()
-#: Never imported at init: Powertools' data_classes package imports its forty event classes of other services.
-UNUSED = ("aws_lambda_powertools.utilities.data_classes",)
 #: Lists the files and directories ``import app`` opens or lists, and the loader its clients got.
 READS = """\
 import json, sys
@@ -70,11 +68,6 @@ def test_init_reads_the_trimmed_data_and_none_of_botocores_own(
     builtin = str(Path(botocore.__file__).parent / "data")
     assert [p for p in paths if p.startswith(builtin)] == []
     assert any(p.startswith(str(data / "s3")) for p in paths), "the S3 client's model comes from the layer"
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_no_unused_powertools_package_at_init(function: str, layouts: dict[str, coldstart.Layout]) -> None:
-    assert coldstart.probe(layouts[function]).loaded(*UNUSED) == []
 
 
 def test_the_local_clouds_layer_zip_carries_the_data_and_not_its_generator(template: dict[str, object]) -> None:

@@ -1,26 +1,19 @@
-"""The input of each step, as event source data classes, and the decorator that hands them to a handler.
+"""The input of each step, as Powertools event source data classes.
 
 Each class names the fields the state machine must pass (``required``) and checks them
 when the event is wrapped, so a malformed input fails at once with InvalidInput instead of
 a KeyError deep in a step. ``tests/template/test_asl.py`` checks the ASL's Payloads against
 ``required``.
-
-``EventWrapper`` and ``event_source`` do what Powertools' ``DictWrapper`` and ``event_source`` do for
-these classes: importing those would import Powertools' whole ``data_classes`` package, its forty
-event classes of other services included, at every cold start.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
+
+from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
 
 from pipeline.errors import InvalidInput
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 _SOURCE_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("bucket", str),
@@ -30,51 +23,15 @@ _SOURCE_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
 )
 
 
-class EventWrapper(Mapping[str, Any]):
-    """A read-only view of a Lambda event: the dict's items, and typed properties in subclasses."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    @property
-    def raw_event(self) -> dict[str, Any]:
-        """The event as Lambda passed it."""
-        return self._data
-
-
-def event_source[E: EventWrapper, R](
-    *, data_class: Callable[[dict[str, Any]], E]
-) -> Callable[[Callable[[E, LambdaContext], R]], Callable[[dict[str, Any], LambdaContext], R]]:
-    """Call the handler with the event wrapped in data_class (Powertools' ``event_source``, for these classes)."""
-
-    def decorate(handler: Callable[[E, LambdaContext], R]) -> Callable[[dict[str, Any], LambdaContext], R]:
-        @functools.wraps(handler)
-        def wrapped(event: dict[str, Any], context: LambdaContext) -> R:
-            return handler(data_class(event), context)
-
-        return wrapped
-
-    return decorate
-
-
-class StepEvent(EventWrapper):
+class StepEvent(DictWrapper):
     """Fields common to every step: the execution (correlation id) and what the step requires."""
 
     required: ClassVar[dict[str, type | tuple[type, ...]]] = {}
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], json_deserializer: Any = None) -> None:
         if not isinstance(data, dict):
             raise InvalidInput(f"the step input must be an object, got {type(data).__name__}")
-        super().__init__(data)
+        super().__init__(data, json_deserializer)
         for name, kind in self.required.items():
             if not isinstance(data.get(name), kind):
                 raise InvalidInput(

@@ -30,9 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
 
 from pipeline import keys
-from pipeline.events import EventWrapper
 from pipeline.settings import _get, _int, _prefix
 
 #: Step Functions execution names: 1 to 80 characters, no whitespace, brackets, wildcards or controls.
@@ -68,7 +68,7 @@ class ReconcileSettings:
 # -- the event ----------------------------------------------------------------------------------
 
 
-class ScheduledRun(EventWrapper):
+class ScheduledRun(DictWrapper):
     """The input EventBridge Scheduler sends (template.yaml fills it with the scheduler's context
     attributes). Nothing in it changes what the reconciler does; it names the run in the logs."""
 
