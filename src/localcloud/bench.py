@@ -196,7 +196,7 @@ def ours_renditions(data: bytes) -> Iterator[tuple[int, Image.Image, bytes | Non
 def run_ours(data: bytes, staged: bool = False) -> dict[int, bytes]:
     """Resize, then watermark and encode each rendition as ``steps.watermark_and_encode`` does.
 
-    With ``staged``, each rendition also goes through the lossless PNG intermediate that carries it
+    With ``staged``, each rendition also goes through the lossless (TIFF) intermediate that carries it
     from the resize function to the watermark function in the pipeline.
     """
     _pipeline()
