@@ -184,22 +184,19 @@ def compile_tree(directory: Path) -> None:
         raise SyntaxError(f"{directory}: some sources do not compile\n{done.stdout}{done.stderr}")
 
 
-def generate_botocore_data(layer: Path, root: Path = ROOT) -> None:
-    """Write the trimmed botocore data into a layer's ``python/``, as the layer's Makefile does.
-
-    A checkout from before the generator existed ships none (its functions read botocore's own data).
-    """
-    generator = root / "layers" / "shared" / "botocore_models.py"
+def generate_botocore_data(output: Path, layer_source: Path = ROOT / "layers" / "shared") -> bool:
+    """Write botocore's trimmed data into ``output`` as the layer's Makefile does, from this interpreter's
+    botocore (the one the local functions run with); False when the layer has no generator (a checkout
+    from before it existed: its functions read botocore's own data)."""
+    generator = layer_source / "botocore_models.py"
     if not generator.is_file():
-        return
-    done = subprocess.run(  # noqa: S603 (this interpreter, on a script of this repository)
-        [sys.executable, generator, layer / "pipeline" / "botocore_data"],
-        capture_output=True,
-        text=True,
-        check=False,
+        return False
+    done = subprocess.run(  # noqa: S603 (this interpreter, on the layer's own build script)
+        [sys.executable, generator, output], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"{generator} failed:\n{done.stderr}")
+    return True
 
 
 def package(build_dir: Path, *, root: Path = ROOT, compiled: bool = True) -> dict[str, Layout]:
@@ -214,7 +211,7 @@ def package(build_dir: Path, *, root: Path = ROOT, compiled: bool = True) -> dic
     layer = build_dir / "layer" / "python"
     layer.mkdir(parents=True)
     _copy_package(root / "layers" / "shared" / "pipeline", layer / "pipeline")
-    generate_botocore_data(layer, root)
+    generate_botocore_data(layer / "pipeline" / "botocore_data", root / "layers" / "shared")
     for dist in distributions(root / "layers" / "shared" / "requirements.txt"):
         _install(dist, layer)
     layouts = {}

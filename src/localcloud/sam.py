@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -77,20 +76,13 @@ def zip_directory(directory: Path, prefix: str = "") -> bytes:
 
 
 def add_generated_botocore_data(body: bytes, source: Path) -> bytes:
-    """A layer zip with what its Makefile generates besides its sources: botocore's trimmed data.
+    """A layer zip with what its Makefile generates besides its sources: botocore's trimmed data."""
+    from localcloud.coldstart import generate_botocore_data
 
-    Generated from the current environment's botocore, the one the local cloud's functions run with.
-    """
-    generator = source / _BOTOCORE_MODELS
-    if not generator.is_file():
-        return body
     with tempfile.TemporaryDirectory(prefix="imgpipe-botocore-data-") as scratch:
         output = Path(scratch) / "botocore_data"
-        done = subprocess.run(  # noqa: S603 (this interpreter, on the layer's own build script)
-            [sys.executable, generator, output], capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise TemplateError(f"{generator}: {done.stderr.strip()}")
+        if not generate_botocore_data(output, source):
+            return body
         buf = io.BytesIO(body)
         with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(output.rglob("*")):
