@@ -138,6 +138,9 @@ def cloud(template: dict[str, Any]) -> Iterator[Cloud]:
             if resource["Type"] == "AWS::S3::Bucket":
                 name = f"{logical_id.lower()}-{uuid.uuid4().hex[:8]}"
                 s3.create_bucket(Bucket=name)
+                versioning = resource.get("Properties", {}).get("VersioningConfiguration")
+                if versioning:
+                    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=versioning)
                 refs[logical_id] = name
             elif resource["Type"] == "AWS::SNS::Topic":
                 refs[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]

@@ -1,4 +1,4 @@
-"""Publish the success message, once per content, with attributes subscribers can filter on."""
+"""Publish the success message, once per source revision, with attributes subscribers can filter on."""
 
 from typing import Any
 
@@ -8,14 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
 from pipeline.events import NotifyEvent
-from pipeline.idempotency import once_per_content
+from pipeline.idempotency import once_per_revision
 from pipeline.observability import logger, metrics, run_step
 from pipeline.settings import NotifySettings
 from pipeline.storage import Topic
 
 SETTINGS = NotifySettings.from_env()
 TOPIC = Topic.create(SETTINGS.topic_arn)
-PERSISTENCE, ONCE = once_per_content(SETTINGS)
+PERSISTENCE, ONCE = once_per_revision(SETTINGS.idempotency_table, SETTINGS.idempotency_seconds)
 
 
 @metrics.log_metrics

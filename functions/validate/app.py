@@ -1,4 +1,4 @@
-"""Validate an upload: exact key, size and pixel limits, format sniffed from the bytes."""
+"""Validate: read any input, pin the source version, check its header; decide what the execution does."""
 
 from typing import Any
 
@@ -8,9 +8,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import steps
 from pipeline.events import ValidateEvent
 from pipeline.observability import logger, metrics, run_step
-from pipeline.settings import Limits
+from pipeline.settings import Limits, Source
 from pipeline.storage import S3Store
 
+SOURCE = Source.from_env()
 LIMITS = Limits.from_env()
 S3 = S3Store.create()
 
@@ -19,4 +20,4 @@ S3 = S3Store.create()
 @logger.inject_lambda_context(correlation_id_path="execution")
 @event_source(data_class=ValidateEvent)
 def lambda_handler(event: ValidateEvent, context: LambdaContext) -> dict[str, Any]:
-    return run_step("validate", event, lambda: steps.validate(event, LIMITS, S3))
+    return run_step("validate", event, lambda: steps.validate(event, SOURCE, LIMITS, S3))

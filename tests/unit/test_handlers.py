@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 import pytest
 from PIL import Image, ImageDraw
 
-from pipeline import errors
+from pipeline import errors, keys
 from tests.conftest import Cloud, FakeLambdaContext
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:ImagePipeline:test"
@@ -31,31 +31,36 @@ def photo(width: int = 1600, height: int = 1200, fmt: str = "JPEG", mode: str = 
 
 
 class Chain:
-    """Runs the handlers in order, passing what the ASL's Parameters/ResultSelector pass."""
+    """Runs the handlers as the state machine does, passing what the ASL's Parameters/ResultSelector pass."""
 
     def __init__(self, load: Callable[..., ModuleType], context: FakeLambdaContext, **overrides: str) -> None:
         self.handlers = {
-            name: load(name, **overrides) for name in ("validate", "resize", "watermark", "store", "notify")
+            name: load(name, **overrides)
+            for name in ("validate", "resize", "watermark", "store", "notify", "cleanup", "remove")
         }
         self.context = context
 
-    def call(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.handlers[name].lambda_handler({**payload, "execution": EXECUTION}, self.context)
+    def call(self, name: str, payload: Any) -> dict[str, Any]:
+        if name != "validate":  # Validate receives the execution input as it is
+            payload = {**payload, "execution": EXECUTION}
+        result: dict[str, Any] = self.handlers[name].lambda_handler(payload, self.context)
         json.dumps(result)  # results must be JSON (they travel through Step Functions)
         return result
 
-    def run(self, upload: dict[str, Any]) -> dict[str, Any]:
-        validated = self.call("validate", {"upload": upload})
+    def run(self, execution_input: Any) -> dict[str, Any]:
+        validated = self.call("validate", execution_input)
+        if validated["outcome"] != "PROCESS":
+            return {"validated": validated}
         resized = self.call("resize", {"source": validated["source"], "image": validated["image"]})
         marked = self.call("watermark", {"source": validated["source"], "renditions": resized["renditions"]})
         stored = self.call(
-            "store", {"source": validated["source"], "image": validated["image"], "outputs": marked["outputs"]}
+            "store", {"source": validated["source"], "image": resized["image"], "outputs": marked["outputs"]}
         )
         notified = self.call(
             "notify",
             {
                 "source": validated["source"],
-                "image": validated["image"],
+                "image": resized["image"],
                 "stored": stored,
                 "durations": {k: v["elapsed_ms"] for k, v in (("validate", validated), ("store", stored))},
                 "started": "2026-01-01T00:00:00Z",
@@ -69,13 +74,23 @@ def chain(load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaCon
     return Chain(load_handler, lambda_context)
 
 
-def event_upload(cloud: Cloud, key: str, encoded: bool = True) -> dict[str, Any]:
-    """The upload as the state machine's 'From S3 Event' state builds it, with the key raw or form-urlencoded."""
+def s3_event(cloud: Cloud, key: str, encoded: bool = True, detail_type: str = "Object Created") -> dict[str, Any]:
+    """The EventBridge event S3 sends for the key's current version, with the key raw or form-urlencoded."""
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/") if encoded else key, "sequencer": "0A"}
+    if detail_type == "Object Created":
+        head = cloud.s3.head_object(Bucket=cloud.source_bucket, Key=key)
+        obj.update({"etag": head["ETag"].strip('"'), "version-id": head["VersionId"], "size": head["ContentLength"]})
     return {
-        "bucket": cloud.source_bucket,
-        "key": quote_plus(key, safe="/") if encoded else key,
-        "key_encoding": "event",
+        "version": "0",
+        "id": "7e4b2d3c-0000-4000-8000-000000000000",
+        "detail-type": detail_type,
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": cloud.source_bucket}, "object": obj},
     }
+
+
+def rendition(source: dict[str, Any], stem: str, width: int, ext: str = "jpg") -> str:
+    return keys.rendition_key(stem, source["revision"], width, ext)
 
 
 @pytest.mark.parametrize(
@@ -87,14 +102,20 @@ def test_pipeline_stores_renditions_and_notifies_for_exact_keys(cloud: Cloud, ch
     body = photo()
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=body)
 
-    result = chain.run(event_upload(cloud, key))
+    result = chain.run(s3_event(cloud, key))
 
-    assert result["validated"]["source"]["key"] == key
+    source = result["validated"]["source"]
+    assert source["key"] == key
+    assert (
+        source["revision"]
+        == source["version_id"]
+        == cloud.s3.head_object(Bucket=cloud.source_bucket, Key=key)["VersionId"]
+    )
     stem = name
-    expected = [f"{stem}/1024w.jpg", f"{stem}/1600w.jpg", f"{stem}/320w.jpg", f"{stem}/manifest.json"]
+    expected = [rendition(source, stem, w) for w in (1600, 1024, 320)] + [f"{stem}/manifest.json"]
     assert cloud.keys(cloud.destination_bucket) == sorted(expected)
     for width in (1600, 1024, 320):
-        obj = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=f"{stem}/{width}w.jpg")
+        obj = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=rendition(source, stem, width))
         assert obj["ContentType"] == "image/jpeg"
         assert "max-age" in obj["CacheControl"]
         assert obj["Metadata"]["source-etag"] == result["validated"]["source"]["etag"]
@@ -129,7 +150,7 @@ def test_event_keys_resolve_whether_raw_or_form_urlencoded(
 ) -> None:
     key = cloud.upload_prefix + name
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(64, 48))
-    result = chain.call("validate", {"upload": event_upload(cloud, key, encoded)})
+    result = chain.call("validate", s3_event(cloud, key, encoded))
     assert result["source"]["key"] == key
 
 
@@ -137,14 +158,15 @@ def test_a_raw_event_key_wins_over_its_decoded_reading(cloud: Cloud, chain: Chai
     raw, decoded = cloud.upload_prefix + "a+b.jpg", cloud.upload_prefix + "a b.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=raw, Body=photo(64, 48))
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=decoded, Body=photo(80, 48))
-    result = chain.call("validate", {"upload": {"bucket": cloud.source_bucket, "key": raw, "key_encoding": "event"}})
+    event = s3_event(cloud, raw, encoded=False)
+    result = chain.call("validate", event)
     assert result["source"]["key"] == raw
 
 
 def test_manual_input_takes_the_key_verbatim(cloud: Cloud, chain: Chain) -> None:
     key = cloud.upload_prefix + "plus+sign and space.png"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(400, 300, "PNG"))
-    result = chain.call("validate", {"upload": {"bucket": cloud.source_bucket, "key": key, "key_encoding": "none"}})
+    result = chain.call("validate", {"bucket": cloud.source_bucket, "key": key})
     assert result["source"]["key"] == key
     assert result["image"]["format"] == "PNG"
     assert (result["image"]["width"], result["image"]["height"]) == (400, 300)
@@ -153,9 +175,9 @@ def test_manual_input_takes_the_key_verbatim(cloud: Cloud, chain: Chain) -> None
 def test_format_is_sniffed_from_content_not_extension(cloud: Cloud, chain: Chain) -> None:
     key = cloud.upload_prefix + "really-a-webp.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500, "WEBP"))
-    result = chain.run(event_upload(cloud, key))
+    result = chain.run(s3_event(cloud, key))
     assert result["validated"]["image"]["format"] == "WEBP"
-    assert "really-a-webp.jpg/700w.jpg" in cloud.keys(cloud.destination_bucket)
+    assert rendition(result["validated"]["source"], "really-a-webp.jpg", 700) in cloud.keys(cloud.destination_bucket)
 
 
 @pytest.mark.parametrize(
@@ -185,42 +207,60 @@ def test_validate_rejects_with_named_errors(
     key = cloud.upload_prefix + "bad.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=body)
     handler = load_handler("validate", **overrides)
-    with pytest.raises(error) as caught:
-        handler.lambda_handler({"upload": event_upload(cloud, key), "execution": EXECUTION}, lambda_context)
-    # The Lambda runtime reports the class name as errorType; the state machine matches on it.
-    assert type(caught.value).__name__ == error.__name__
-    assert str(caught.value)
+    result = handler.lambda_handler(s3_event(cloud, key), lambda_context)
+    # A rejection is Validate's answer (the Route state sends it to the failure branch), named like an error.
+    assert result["outcome"] == "REJECTED"
+    assert result["error"]["Error"] == error.__name__
+    assert result["error"]["Cause"]
+    assert result["source"]["key"] == key
 
 
 def test_validate_rejects_missing_and_foreign_keys(
     cloud: Cloud, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
 ) -> None:
     handler = load_handler("validate")
+
+    def rejection(execution_input: Any) -> tuple[str, str]:
+        result = handler.lambda_handler(execution_input, lambda_context)
+        assert result["outcome"] == "REJECTED"
+        return result["error"]["Error"], result["error"]["Cause"]
+
     missing = {"bucket": cloud.source_bucket, "key": cloud.upload_prefix + "gone.jpg"}
-    with pytest.raises(errors.SourceMissing):
-        handler.lambda_handler({"upload": missing, "execution": EXECUTION}, lambda_context)
-    outside = {"bucket": cloud.source_bucket, "key": "elsewhere/x.jpg"}
-    with pytest.raises(errors.InvalidInput, match="outside the upload prefix"):
-        handler.lambda_handler({"upload": outside, "execution": EXECUTION}, lambda_context)
-    with pytest.raises(errors.InvalidInput):
-        handler.lambda_handler({"execution": EXECUTION}, lambda_context)
+    assert rejection(missing)[0] == "SourceMissing"
+    error, cause = rejection({"bucket": cloud.source_bucket, "key": "elsewhere/x.jpg"})
+    assert error == "InvalidInput"
+    assert "outside the upload prefix" in cause
+    assert rejection({"execution": EXECUTION})[0] == "InvalidInput"
+    assert rejection(["not", "an", "object"])[0] == "InvalidInput"
 
 
-def test_resize_refuses_a_source_replaced_after_validation(cloud: Cloud, chain: Chain) -> None:
+def test_a_source_replaced_after_validation_is_read_at_its_pinned_version_and_superseded(
+    cloud: Cloud, chain: Chain
+) -> None:
     key = cloud.upload_prefix + "replaced.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
-    validated = chain.call("validate", {"upload": {"bucket": cloud.source_bucket, "key": key}})
+    validated = chain.call("validate", {"bucket": cloud.source_bucket, "key": key})
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(900, 600))
-    with pytest.raises(errors.SourceChanged):
-        chain.call("resize", {"source": validated["source"], "image": validated["image"]})
+    resized = chain.call("resize", {"source": validated["source"], "image": validated["image"]})
+    assert resized["renditions"][0]["width"] == 800, "the pinned version is read, not the newer one"
+    marked = chain.call("watermark", {"source": validated["source"], "renditions": resized["renditions"]})
+    stored = chain.call(
+        "store", {"source": validated["source"], "image": resized["image"], "outputs": marked["outputs"]}
+    )
+    assert stored["outcome"] == "SUPERSEDED"
+    assert cloud.keys(cloud.destination_bucket) == [], "a superseded revision leaves nothing behind"
+    assert cloud.keys(cloud.staging_bucket) == []
+    notified = chain.call("notify", {"source": validated["source"], "image": resized["image"], "stored": stored})
+    assert notified == {"outcome": "SUPERSEDED", "message_id": None, "elapsed_ms": notified["elapsed_ms"]}
+    assert cloud.messages() == []
 
 
-def test_store_is_idempotent_for_the_same_source_and_etag(cloud: Cloud, chain: Chain) -> None:
+def test_store_is_idempotent_for_the_same_revision(cloud: Cloud, chain: Chain) -> None:
     key = cloud.upload_prefix + "twice.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
-    first = chain.run(event_upload(cloud, key))
+    first = chain.run(s3_event(cloud, key))
     before = {
-        k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["LastModified"]
+        k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["ETag"]
         for k in cloud.keys(cloud.destination_bucket)
     }
     # A retried Store (e.g. its response was lost) after staging was already cleared.
@@ -228,14 +268,14 @@ def test_store_is_idempotent_for_the_same_source_and_etag(cloud: Cloud, chain: C
         "store",
         {
             "source": first["validated"]["source"],
-            "image": first["validated"]["image"],
+            "image": first["resized"]["image"],
             "outputs": first["watermarked"]["outputs"],
         },
     )
-    assert again["unchanged"] is True
+    assert again["outcome"] == "UNCHANGED"
     assert again["renditions"] == first["stored"]["renditions"]
     after = {
-        k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["LastModified"]
+        k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["ETag"]
         for k in cloud.keys(cloud.destination_bucket)
     }
     assert after == before
@@ -244,7 +284,7 @@ def test_store_is_idempotent_for_the_same_source_and_etag(cloud: Cloud, chain: C
 def test_no_handler_writes_to_the_source_bucket(cloud: Cloud, chain: Chain) -> None:
     key = cloud.upload_prefix + "loop.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500))
-    chain.run(event_upload(cloud, key))
+    chain.run(s3_event(cloud, key))
     assert cloud.keys(cloud.source_bucket) == [key]
 
 
@@ -254,54 +294,97 @@ def test_watermark_and_formats_follow_configuration(
     chain = Chain(load_handler, lambda_context, OUTPUT_FORMATS="webp,jpeg", WATERMARK_MIN_WIDTH="1000")
     key = cloud.upload_prefix + "formats.png"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(1200, 800, "PNG", "RGBA"))
-    result = chain.run(event_upload(cloud, key))
+    result = chain.run(s3_event(cloud, key))
+    source = result["validated"]["source"]
     outputs = result["watermarked"]["outputs"]
     assert {(o["width"], o["format"]) for o in outputs} == {(w, f) for w in (1200, 1024, 320) for f in ("webp", "jpeg")}
     assert {o["width"]: o["watermarked"] for o in outputs} == {1200: True, 1024: True, 320: False}
-    webp = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key="formats.png/1200w.webp")
+    webp = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=rendition(source, "formats.png", 1200, "webp"))
     assert webp["ContentType"] == "image/webp"
     with Image.open(io.BytesIO(webp["Body"].read())) as img:
         assert img.format == "WEBP"
         assert img.mode == "RGBA", "WebP keeps the alpha channel"
         assert img.getchannel("A").getpixel((2, 2)) == 0, "the transparent corner stays transparent"
-    jpeg = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key="formats.png/1200w.jpg")["Body"].read()
+    jpeg_key = rendition(source, "formats.png", 1200)
+    jpeg = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=jpeg_key)["Body"].read()
     with Image.open(io.BytesIO(jpeg)) as img:
         assert img.mode == "RGB"
         corner: Any = img.crop((0, 0, 5, 5)).getextrema()
         assert all(low > 240 for low, _high in corner), "JPEG flattens transparency onto white"
 
 
-def test_cleanup_removes_only_what_the_failed_execution_wrote(
+def _failed_in_store(cloud: Cloud, chain: Chain, key: str) -> dict[str, Any]:
+    """The state of an execution whose Store copied one rendition, then failed before the manifest."""
+    validated = chain.call("validate", {"bucket": cloud.source_bucket, "key": key})
+    resized = chain.call("resize", {"source": validated["source"], "image": validated["image"]})
+    marked = chain.call("watermark", {"source": validated["source"], "renditions": resized["renditions"]})
+    assert cloud.keys(cloud.staging_bucket), "the steps left intermediates in staging"
+    first = marked["outputs"][0]
+    cloud.s3.copy_object(
+        CopySource={"Bucket": first["bucket"], "Key": first["key"]},
+        Bucket=cloud.destination_bucket,
+        Key=rendition(validated["source"], keys.stem(key, cloud.upload_prefix), first["width"]),
+    )
+    cause = json.dumps(
+        {
+            "errorMessage": "PUT s3://x/y: 503",
+            "errorType": "TransientError",
+            "stackTrace": ['  File "/var/task/app.py"'],
+        }
+    )
+    return {
+        **validated,
+        "resized": resized,
+        "watermarked": marked,
+        "error": {"Error": "TransientError", "Cause": cause},
+    }
+
+
+def test_cleanup_removes_what_the_failed_execution_wrote_and_reports_for_people(
     cloud: Cloud, chain: Chain, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
 ) -> None:
     key = cloud.upload_prefix + "half-done.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
-    validated = chain.call("validate", {"upload": {"bucket": cloud.source_bucket, "key": key}})
-    resized = chain.call("resize", {"source": validated["source"], "image": validated["image"]})
-    marked = chain.call("watermark", {"source": validated["source"], "renditions": resized["renditions"]})
-    assert cloud.keys(cloud.staging_bucket), "the steps left intermediates in staging"
-    # Store failed half way: one rendition copied, no manifest.
-    first = marked["outputs"][0]
-    stem = "half-done.jpg"
-    cloud.s3.copy_object(
-        CopySource={"Bucket": first["bucket"], "Key": first["key"]},
-        Bucket=cloud.destination_bucket,
-        Key=f"{stem}/{first['width']}w.jpg",
-        Metadata={"source-etag": validated["source"]["etag"]},
-        MetadataDirective="REPLACE",
-    )
-    # An object of another upload of the same name must survive.
-    cloud.s3.put_object(
-        Bucket=cloud.destination_bucket, Key=f"{stem}/999w.jpg", Body=b"x", Metadata={"source-etag": "other"}
-    )
-    state = {"upload": {"bucket": cloud.source_bucket, "key": key}, "validated": validated, "error": {"Error": "X"}}
+    # Another upload whose key extends this one's: its outputs must survive (no folder is listed).
+    other = cloud.upload_prefix + "half-done.jpg/sub.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=other, Body=photo(640, 480))
+    chain.run(s3_event(cloud, other))
+    survivors = cloud.keys(cloud.destination_bucket)
+    state = _failed_in_store(cloud, chain, key)
 
     result = load_handler("cleanup").lambda_handler({"state": state, "execution": EXECUTION}, lambda_context)
 
     assert cloud.keys(cloud.staging_bucket) == []
-    assert cloud.keys(cloud.destination_bucket) == [f"{stem}/999w.jpg"]
-    assert result["staging_deleted"] == len(resized["renditions"]) + len(marked["outputs"])
-    assert result["outputs_deleted"] == 1
+    assert cloud.keys(cloud.destination_bucket) == survivors
+    assert result["outcome"] == "FAILED"
+    assert result["error"] == {"Error": "TransientError", "Cause": "PUT s3://x/y: 503"}
+    message = result["message"]
+    assert message == {
+        "status": "FAILED",
+        "error": "TransientError",
+        "reason": "PUT s3://x/y: 503",
+        "step": "store",
+        "source": {k: state["source"][k] for k in ("bucket", "key", "version_id", "revision")},
+        "execution": EXECUTION,
+    }
+    assert "stackTrace" not in json.dumps(result) and "/var/task" not in json.dumps(result)
+
+
+def test_a_failed_current_revision_takes_the_older_revisions_outputs_with_it(
+    cloud: Cloud, chain: Chain, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    key = cloud.upload_prefix + "replaced-by-broken.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
+    chain.run(s3_event(cloud, key))
+    assert cloud.keys(cloud.destination_bucket)
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600)[:3000])
+    rejected = chain.call("validate", s3_event(cloud, key))
+    assert rejected["outcome"] == "REJECTED"
+    result = load_handler("cleanup").lambda_handler({"state": rejected, "execution": EXECUTION}, lambda_context)
+    assert result["outcome"] == "FAILED"
+    assert result["message"]["step"] == "validate"
+    assert result["error"]["Error"] == "CorruptImage"
+    assert cloud.keys(cloud.destination_bucket) == [], "the destination never shows a replaced version"
 
 
 def test_cleanup_keeps_a_completely_stored_result_and_ignores_unvalidated_failures(
@@ -309,31 +392,57 @@ def test_cleanup_keeps_a_completely_stored_result_and_ignores_unvalidated_failur
 ) -> None:
     key = cloud.upload_prefix + "complete.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500))
-    done = chain.run(event_upload(cloud, key))
+    done = chain.run(s3_event(cloud, key))
     stored = cloud.keys(cloud.destination_bucket)
     cleanup = load_handler("cleanup")
     # E.g. Notify failed after Store completed: the renditions and the manifest stay.
-    state = {"validated": done["validated"], "error": {"Error": "TransientError"}}
-    assert cleanup.lambda_handler({"state": state, "execution": EXECUTION}, lambda_context)["outputs_deleted"] == 0
+    state = {
+        **done["validated"],
+        "resized": done["resized"],
+        "watermarked": done["watermarked"],
+        "stored": done["stored"],
+    }
+    state["error"] = {"Error": "TransientError", "Cause": "SNS throttled"}
+    result = cleanup.lambda_handler({"state": state, "execution": EXECUTION}, lambda_context)
+    assert (result["outcome"], result["message"]["step"]) == ("FAILED", "notify")
     assert cloud.keys(cloud.destination_bucket) == stored
-    # Validate failed: nothing was written, nothing is touched.
-    result = cleanup.lambda_handler({"state": {"upload": {"key": "x"}}, "execution": EXECUTION}, lambda_context)
-    assert result["staging_deleted"] == result["outputs_deleted"] == 0
+    # Validate did not answer: nothing was written, nothing is touched.
+    crashed = {"error": {"Error": "Sandbox.Timedout", "Cause": "Task timed out"}, "step": "validate"}
+    result = cleanup.lambda_handler({"state": crashed, "execution": EXECUTION}, lambda_context)
+    assert result["message"]["source"] is None
+    assert cloud.keys(cloud.destination_bucket) == stored
+
+
+def test_a_failure_of_a_replaced_revision_is_superseded_and_touches_nothing(
+    cloud: Cloud, chain: Chain, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    key = cloud.upload_prefix + "moot.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
+    state = _failed_in_store(cloud, chain, key)
+    orphan = rendition(state["source"], "moot.jpg", 800)
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(640, 480))
+    newer = chain.run(s3_event(cloud, key))["validated"]["source"]
+    assert orphan in cloud.keys(cloud.destination_bucket)
+    result = load_handler("cleanup").lambda_handler({"state": state, "execution": EXECUTION}, lambda_context)
+    assert result["outcome"] == "SUPERSEDED"
+    assert cloud.keys(cloud.destination_bucket) == sorted(
+        [rendition(newer, "moot.jpg", w) for w in (640, 320)] + ["moot.jpg/manifest.json"]
+    ), "the newer revision's outputs stay; the failed run's own uncommitted rendition goes"
 
 
 def test_a_duplicate_execution_stores_nothing_new_and_notifies_once(cloud: Cloud, chain: Chain) -> None:
     """The same Object Created event delivered twice runs the pipeline twice: one set of outputs, one message."""
     key = cloud.upload_prefix + "twice delivered.jpg"
     cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(900, 600))
-    first = chain.run(event_upload(cloud, key))
+    first = chain.run(s3_event(cloud, key))
     outputs = {
         k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["ETag"]
         for k in cloud.keys(cloud.destination_bucket)
     }
 
-    second = chain.run(event_upload(cloud, key))
+    second = chain.run(s3_event(cloud, key))
 
-    assert second["stored"]["unchanged"] is True
+    assert second["stored"]["outcome"] == "UNCHANGED"
     assert {
         k: cloud.s3.head_object(Bucket=cloud.destination_bucket, Key=k)["ETag"]
         for k in cloud.keys(cloud.destination_bucket)
@@ -342,14 +451,57 @@ def test_a_duplicate_execution_stores_nothing_new_and_notifies_once(cloud: Cloud
     assert len(cloud.messages()) == 1
 
 
-def test_new_content_under_the_same_key_is_notified_again(cloud: Cloud, chain: Chain) -> None:
-    key = cloud.upload_prefix + "replaced later.jpg"
-    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(900, 600))
-    first = chain.run(event_upload(cloud, key))
-    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(800, 600))
-    second = chain.run(event_upload(cloud, key))
-    assert second["message_id"] != first["message_id"]
-    assert [m["message"]["source"]["etag"] for m in cloud.messages()] == [
-        first["validated"]["source"]["etag"],
-        second["validated"]["source"]["etag"],
+def test_earlier_content_uploaded_again_is_a_new_revision_and_notified_again(cloud: Cloud, chain: Chain) -> None:
+    """A, then B, then A again: three uploads, three messages, and the destination holds the last A only."""
+    key = cloud.upload_prefix + "a-b-a.jpg"
+    a, b = photo(900, 600), photo(800, 600)
+    runs = []
+    for body in (a, b, a):
+        cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=body)
+        runs.append(chain.run(s3_event(cloud, key)))
+    assert len({run["message_id"] for run in runs}) == 3
+    messages = cloud.messages()
+    assert [m["message"]["source"]["revision"] for m in messages] == [
+        r["validated"]["source"]["revision"] for r in runs
     ]
+    last = runs[-1]["validated"]["source"]
+    assert cloud.keys(cloud.destination_bucket) == sorted(
+        [rendition(last, "a-b-a.jpg", w) for w in (900, 320)] + ["a-b-a.jpg/manifest.json"]
+    )
+
+
+def test_a_deleted_source_loses_its_outputs_by_exact_key(
+    cloud: Cloud, chain: Chain, load_handler: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    key, longer = cloud.upload_prefix + "gone.jpg", cloud.upload_prefix + "gone.jpg/320w.jpg"
+    for k in (key, longer):
+        cloud.s3.put_object(Bucket=cloud.source_bucket, Key=k, Body=photo(700, 500))
+        chain.run(s3_event(cloud, k))
+    kept = [k for k in cloud.keys(cloud.destination_bucket) if k.startswith("gone.jpg/320w.jpg/")]
+    assert len(kept) == 3
+    cloud.messages()
+    cloud.s3.delete_object(Bucket=cloud.source_bucket, Key=key)
+
+    decided = chain.call("validate", s3_event(cloud, key, detail_type="Object Deleted"))
+    assert decided["outcome"] == "DELETED"
+    removed = chain.call("remove", {"source": decided["source"]})
+
+    assert removed["outcome"] == "DELETED"
+    assert cloud.keys(cloud.destination_bucket) == kept
+    [message] = cloud.messages()
+    assert message["attributes"]["status"] == "DELETED"
+    assert message["message"]["removed"][0] == "gone.jpg/manifest.json"
+    assert len(message["message"]["removed"]) == 3
+    again = chain.call("remove", {"source": decided["source"]})
+    assert again["message_id"] == removed["message_id"], "a duplicate deletion event publishes nothing new"
+
+
+def test_inputs_naming_another_bucket_or_a_malformed_name_are_rejected_not_retried(cloud: Cloud, chain: Chain) -> None:
+    key = cloud.upload_prefix + "t1/photo.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500))
+    chain.run(s3_event(cloud, key))
+    before = cloud.keys(cloud.destination_bucket)
+    for bucket in ("evil-bucket", "bad/name", cloud.destination_bucket):
+        result = chain.call("validate", {"bucket": bucket, "key": key})
+        assert (result["outcome"], result["error"]["Error"], result["source"]) == ("REJECTED", "InvalidInput", None)
+    assert cloud.keys(cloud.destination_bucket) == before

@@ -40,6 +40,10 @@ class TooManyPixels(ValidationError):
     """The image declares more pixels than MAX_PIXELS (a decompression bomb guard)."""
 
 
+class UnsupportedDimensions(ValidationError):
+    """A rendition would not fit an output format's limits (JPEG 65,500 px a side, WebP 16,383, AVIF 65,536)."""
+
+
 class SourceMissing(ValidationError):
     """The source object no longer exists."""
 
@@ -53,6 +57,10 @@ class SourceChanged(ValidationError):
 
 class TransientError(PipelineError):
     """A failure that is expected to pass (throttling, a 5xx, a dropped connection). Retried."""
+
+
+class InternalError(PipelineError):
+    """An exception the pipeline did not expect: a defect. Not retried; its stack trace is in the function's log."""
 
 
 class ConfigurationError(PipelineError):

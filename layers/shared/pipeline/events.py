@@ -8,18 +8,26 @@ a KeyError deep in a step. ``tests/template/test_asl.py`` checks the ASL's Paylo
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+import json
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Final, cast
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 
 from pipeline.errors import InvalidInput
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
+from pipeline.settings import OUTPUT_EXTENSIONS
+
+_FORMATS: Final = frozenset(OUTPUT_EXTENSIONS)
 
 _SOURCE_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("bucket", str),
     ("key", str),
     ("etag", str),
     ("size", int),
+    ("revision", str),
 )
 
 
@@ -59,27 +67,107 @@ class SourceEvent(StepEvent):
         return cast(ObjectRef, source)
 
 
-class ValidateEvent(StepEvent):
-    required: ClassVar[dict[str, type | tuple[type, ...]]] = {"upload": dict}
+#: Longest key S3 accepts, in UTF-8 bytes.
+MAX_KEY_BYTES: Final = 1024
+CREATED: Final = "Object Created"
+DELETED: Final = "Object Deleted"
 
-    @property
-    def bucket(self) -> str:
-        return self._upload_field("bucket")
 
-    @property
-    def key(self) -> str:
-        return self._upload_field("key")
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What an execution input names: a bucket, the candidate readings of a key, and why it runs.
 
-    @property
-    def key_from_event(self) -> bool:
-        """True when the key was copied from an S3 event (it may then be form-urlencoded)."""
-        return bool(self["upload"].get("key_encoding") == "event")
+    ``kind`` is ``created`` or ``deleted`` for an S3 event, ``manual`` for ``{"bucket", "key"}``.
+    ``version_id`` and ``etag`` are the event's (the version that event is about), ``sequencer`` orders
+    an S3 key's events.
+    """
 
-    def _upload_field(self, name: str) -> str:
-        value = self["upload"].get(name)
-        if not isinstance(value, str) or not value:
-            raise InvalidInput(f"the upload needs a non-empty {name!r}")
-        return value
+    bucket: str
+    candidates: tuple[str, ...]
+    kind: str
+    version_id: str | None = None
+    etag: str | None = None
+    sequencer: str | None = None
+
+
+class ValidateEvent(DictWrapper):
+    """The execution input, as it came: an S3 event from EventBridge, a manual input, or anything else.
+
+    Nothing is assumed of its shape until ``upload`` reads it, so that any input, however malformed,
+    ends in a named rejection (InvalidInput) rather than an error of the event wrapper.
+    """
+
+    def __init__(self, data: Any, json_deserializer: Any = None) -> None:
+        super().__init__(data if isinstance(data, dict) else {}, json_deserializer)
+        self.input = data
+
+    def upload(self, source_bucket: str, upload_prefix: str) -> Upload:
+        """Read the input; InvalidInput, with a one-line reason, for anything that is not an upload of ours."""
+        data = self.input
+        if not isinstance(data, dict):
+            raise InvalidInput(f"the input must be a JSON object, not {type(data).__name__}")
+        if "detail" in data or "detail-type" in data:
+            upload = _from_event(S3EventBridgeNotificationEvent(data))
+        elif "bucket" in data or "key" in data:
+            bucket, key = _name(data, "bucket"), _name(data, "key")
+            upload = Upload(bucket=bucket, candidates=(key,), kind="manual")
+        else:
+            raise InvalidInput(
+                'the input is neither an S3 Object Created or Deleted event nor {"bucket": ..., "key": ...}'
+            )
+        if upload.bucket != source_bucket:
+            raise InvalidInput(f"the bucket {excerpt(upload.bucket)} is not the source bucket {source_bucket!r}")
+        inside = tuple(k for k in upload.candidates if k.startswith(upload_prefix))
+        if not inside:
+            raise InvalidInput(f"{excerpt(upload.candidates[0])} is outside the upload prefix {upload_prefix!r}")
+        return replace(upload, candidates=inside)
+
+
+def _from_event(event: S3EventBridgeNotificationEvent) -> Upload:
+    kind = {CREATED: "created", DELETED: "deleted"}.get(str(event.get("detail-type")))
+    if event.get("source") != "aws.s3" or kind is None:
+        raise InvalidInput(f"the event is not an S3 {CREATED} or {DELETED} event: {excerpt(event.get('detail-type'))}")
+    detail = event.get("detail")
+    if (
+        not isinstance(detail, dict)
+        or not isinstance(detail.get("bucket"), dict)
+        or not isinstance(detail.get("object"), dict)
+    ):
+        raise InvalidInput("the S3 event has no detail.bucket and detail.object")
+    bucket = _name(detail["bucket"], "name", "detail.bucket.name")
+    obj = detail["object"]
+    key = _name(obj, "key", "detail.object.key")
+    # A key taken from an S3 event may be written as-is or form-urlencoded (S3's classic notifications encode,
+    # ``+`` for a space); both readings are candidates, the verbatim one first, and S3 itself tells which exists.
+    decoded = unquote_plus(key)
+    return Upload(
+        bucket=bucket,
+        candidates=(key,) if decoded == key else (key, decoded),
+        kind=kind,
+        version_id=_optional(obj, "version-id"),
+        etag=_optional(obj, "etag"),
+        sequencer=_optional(obj, "sequencer"),
+    )
+
+
+def _name(data: dict[str, Any], field: str, where: str | None = None) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"the input needs a non-empty string {where or field!r}, got {excerpt(value)}")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidInput(f"{where or field} has more than {MAX_KEY_BYTES} bytes: {excerpt(value)}")
+    return value
+
+
+def _optional(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    return value if isinstance(value, str) and value and len(value) <= MAX_KEY_BYTES else None
+
+
+def excerpt(value: Any, limit: int = 120) -> str:
+    """A bounded, one-line rendering of an input value for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ResizeEvent(SourceEvent):
@@ -114,6 +202,11 @@ class NotifyEvent(SourceEvent):
     required: ClassVar[dict[str, type | tuple[type, ...]]] = {"source": dict, "image": dict, "stored": dict}
 
     @property
+    def outcome(self) -> str:
+        """What Store did: STORED, UNCHANGED (a duplicate run) or SUPERSEDED (nothing to announce)."""
+        return str(self["stored"].get("outcome") or "STORED")
+
+    @property
     def image(self) -> ImageInfo:
         return cast(ImageInfo, self["image"])
 
@@ -140,18 +233,79 @@ class NotifyEvent(SourceEvent):
 
 
 class CleanupEvent(StepEvent):
-    """The failure branch hands over the whole state: what was validated, if anything."""
+    """The failure branch hands over the whole state: the error, and what the execution had done."""
 
     required: ClassVar[dict[str, type | tuple[type, ...]]] = {"state": dict}
 
     @property
+    def error(self) -> dict[str, str]:
+        """The error as Step Functions caught it (``Error``, ``Cause``), with the Cause reduced to its message.
+
+        A Lambda function's Cause is the runtime's JSON (errorMessage, errorType, stackTrace): only the
+        message is kept, so that no stack trace or file path reaches a failure message.
+        """
+        raw = self["state"].get("error")
+        error = raw if isinstance(raw, dict) else {}
+        name = error.get("Error") if isinstance(error.get("Error"), str) else "States.Runtime"
+        cause = error.get("Cause")
+        text = cause if isinstance(cause, str) else ""
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+            text = parsed["errorMessage"]
+        return {"Error": str(name), "Cause": text or str(name)}
+
+    @property
+    def failed_step(self) -> str:
+        """The step that failed: named by the state, else the first step whose result is missing."""
+        state = self["state"]
+        if isinstance(state.get("step"), str):
+            return str(state["step"])
+        if state.get("outcome") == "DELETED":
+            return "remove"
+        for name, result in (("validate", "source"), ("resize", "resized"), ("watermark", "watermarked")):
+            if result not in state:
+                return name
+        return "store" if "stored" not in state else "notify"
+
+    @property
     def source(self) -> ObjectRef | None:
-        """The validated source, or None when the execution failed before (nothing was written then)."""
-        validated = self["state"].get("validated")
-        source = validated.get("source") if isinstance(validated, dict) else None
+        """The pinned source revision, or None when the execution failed before pinning one (nothing was written)."""
+        source = self["state"].get("source")
         if not isinstance(source, dict):
             return None
         for name, kind in _SOURCE_FIELDS:
             if not isinstance(source.get(name), kind):
                 return None
         return cast(ObjectRef, source)
+
+    @property
+    def reported_source(self) -> dict[str, Any] | None:
+        source = self["state"].get("source")
+        return source if isinstance(source, dict) else None
+
+    @property
+    def outputs(self) -> list[Output]:
+        """The outputs the Watermark step made (what Store copies), or none."""
+        watermarked = self["state"].get("watermarked")
+        outputs = watermarked.get("outputs") if isinstance(watermarked, dict) else None
+        if not isinstance(outputs, list):
+            return []
+        usable = [o for o in outputs if isinstance(o, dict) and isinstance(o.get("width"), int)]
+        return cast(list[Output], [o for o in usable if o.get("format") in _FORMATS])
+
+
+class RemoveEvent(StepEvent):
+    """A deleted source: bucket, key and the revision of the deletion (its delete marker or event)."""
+
+    required: ClassVar[dict[str, type | tuple[type, ...]]] = {"source": dict}
+
+    @property
+    def source(self) -> dict[str, str]:
+        source = self["source"]
+        for name in ("bucket", "key", "revision"):
+            if not isinstance(source.get(name), str):
+                raise InvalidInput(f"the step input's source needs {name!r} (str)")
+        return cast(dict[str, str], source)

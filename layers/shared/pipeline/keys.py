@@ -8,8 +8,9 @@ from typing import Final
 from urllib.parse import unquote, unquote_plus
 
 MAX_KEY_BYTES: Final = 1024
-#: Room kept after the stem for "/<width>w.<ext>" and "/manifest.json".
-_SUFFIX_ROOM: Final = 32
+#: Room kept after the stem for "/<revision tag>/<width>w.<ext>" and "/manifest.json".
+_SUFFIX_ROOM: Final = 48
+_TAG_CHARS: Final = 16
 
 
 def decode_event_key(key: str) -> str:
@@ -73,8 +74,29 @@ def _clean(segment: str) -> str:
     return segment if _safe(segment) else segment.replace("%", "_")
 
 
-def rendition_key(stem_: str, width: int, extension: str) -> str:
-    return f"{stem_}/{width}w.{extension}"
+def revision_tag(revision: str) -> str:
+    """The folder of one source revision's renditions: 16 hex digits of the SHA-256 of the revision."""
+    return hashlib.sha256(revision.encode()).hexdigest()[:_TAG_CHARS]
+
+
+def rendition_key(stem_: str, revision: str, width: int, extension: str) -> str:
+    """``<stem>/<revision tag>/<width>w.<ext>``: each revision's renditions are objects of their own.
+
+    A rendition is never overwritten by another revision's, so a reader never sees a mix of two
+    uploads, and ``Cache-Control: immutable`` is true. The last segment of a rendition key is
+    ``<digits>w.<ext>`` and of a manifest ``manifest.json``, and neither a tag nor a name holds a
+    ``/``: two keys of the layout are equal only when stem, tag and name are, so no upload's key
+    is ever another upload's (stems are distinct for distinct source keys).
+    """
+    return f"{stem_}/{revision_tag(revision)}/{width}w.{extension}"
+
+
+_RENDITION_NAME: Final = re.compile(r"[0-9a-f]{16}/[1-9][0-9]{0,4}w\.[a-z]{3,4}")
+
+
+def is_rendition_of(stem_: str, key: str) -> bool:
+    """True when ``key`` has the shape of a rendition of ``stem_`` (checked before deleting a key a manifest names)."""
+    return key.startswith(stem_ + "/") and _RENDITION_NAME.fullmatch(key[len(stem_) + 1 :]) is not None
 
 
 def manifest_key(stem_: str) -> str:

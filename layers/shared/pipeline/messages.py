@@ -1,4 +1,8 @@
-"""Success notification: the message and the attributes subscribers filter on."""
+"""Messages to the topic (succeeded, failed, deleted) and the attributes subscribers filter on.
+
+Messages are for people and programs: names, a one-line reason, the source and the execution.
+No stack trace, file path or echoed input reaches them; those stay in the function logs.
+"""
 
 from __future__ import annotations
 
@@ -48,3 +52,53 @@ def success_attributes(image: ImageInfo, renditions: list[Output]) -> dict[str, 
 def dumps(document: Any) -> bytes:
     """UTF-8 JSON as stored in S3 (keys and names stay readable)."""
     return json.dumps(document, ensure_ascii=False, indent=2, default=str).encode()
+
+
+#: Longest reason a message carries.
+REASON_CHARS = 300
+
+
+def one_line(text: str, limit: int = REASON_CHARS) -> str:
+    """The first line of a text, cut to ``limit`` characters."""
+    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def source_summary(source: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Bucket, key and version of a source, as far as they are known."""
+    if not isinstance(source, dict):
+        return None
+    summary = {name: source.get(name) for name in ("bucket", "key", "version_id", "revision") if source.get(name)}
+    for name, value in summary.items():
+        if isinstance(value, str):
+            summary[name] = one_line(value, 1100)
+    return summary or None
+
+
+def failure_message(
+    *, execution: str, error: str, reason: str, step: str, source: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "status": "FAILED",
+        "error": error,
+        "reason": one_line(reason),
+        "step": step,
+        "source": source_summary(source),
+        "execution": execution,
+    }
+
+
+def deleted_message(*, execution: str, source: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+    return {
+        "status": "DELETED",
+        "source": source_summary(source),
+        "removed": removed,
+        "execution": execution,
+    }
+
+
+def status_attributes(status: str, **more: str) -> dict[str, MessageAttribute]:
+    attributes = {"status": MessageAttribute(DataType="String", StringValue=status)}
+    for name, value in more.items():
+        attributes[name] = MessageAttribute(DataType="String", StringValue=value)
+    return attributes

@@ -6,12 +6,17 @@ from typing import NotRequired, TypedDict
 
 
 class ObjectRef(TypedDict):
-    """An S3 object pinned to one version of its content."""
+    """An S3 object pinned to one version of its content.
+
+    ``revision`` names that version: the S3 VersionId in a versioned bucket, else the ETag and
+    the time it was written (so that re-uploading earlier content is a new revision).
+    """
 
     bucket: str
     key: str
     etag: str
     size: int
+    revision: str
     version_id: NotRequired[str | None]
     content_type: NotRequired[str | None]
     last_modified: NotRequired[str | None]

@@ -104,6 +104,18 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """Where uploads come from: the only bucket and prefix an execution may name."""
+
+    bucket: str
+    upload_prefix: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Source:
+        return cls(bucket=_get(env, "SOURCE_BUCKET"), upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"))
+
+
+@dataclass(frozen=True, slots=True)
 class Staging:
     """Where intermediates live between steps."""
 

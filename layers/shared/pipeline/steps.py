@@ -10,9 +10,19 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pipeline import keys, messages
-from pipeline.errors import InvalidInput, SourceMissing
-from pipeline.events import CleanupEvent, NotifyEvent, ResizeEvent, StoreEvent, ValidateEvent, WatermarkEvent
+from pipeline import destination, keys, messages
+from pipeline.errors import CorruptImage, SourceMissing, ValidationError
+from pipeline.events import (
+    CleanupEvent,
+    NotifyEvent,
+    RemoveEvent,
+    ResizeEvent,
+    StoreEvent,
+    Upload,
+    ValidateEvent,
+    WatermarkEvent,
+    excerpt,
+)
 from pipeline.models import ImageInfo, ObjectRef, Output, StagedImage
 from pipeline.observability import logger, metrics
 from pipeline.settings import (
@@ -21,84 +31,125 @@ from pipeline.settings import (
     Limits,
     NotifySettings,
     RenditionSettings,
+    Source,
     Staging,
     StoreSettings,
     WatermarkSettings,
 )
 from pipeline.storage import S3Store, Topic
 
-_MANIFEST_VERSION = 1
-
 
 def _run_digest(source: ObjectRef, execution: str) -> str:
-    """The staging folder of one execution's work on one source version.
+    """The staging folder of one execution's work on one source revision.
 
     Two executions of the same upload (EventBridge and Express are at-least-once) may run at
     once: each works in a folder of its own, so one's clean-up never removes the other's inputs.
     """
-    return keys.source_digest(source["bucket"], source["key"], source["etag"] + "\0" + execution)
+    return keys.source_digest(source["bucket"], source["key"], source["revision"] + "\0" + execution)
 
 
 # -- validate ---------------------------------------------------------------------------------
 
+#: What the Validate step decides; the state machine's Route state branches on it.
+PROCESS, DELETED, SUPERSEDED, REJECTED = "PROCESS", "DELETED", "SUPERSEDED", "REJECTED"
 
-def read_upload(event: ValidateEvent, limits: Limits) -> tuple[str, list[str]]:
-    """Bucket and candidate keys of the upload named by the execution input.
 
-    A manual input names its key verbatim. A key taken from an S3 event may be written
-    as-is or form-urlencoded (S3's classic notifications encode, ``+`` for a space;
-    EventBridge events have been seen with raw keys), so both readings are candidates,
-    the verbatim one first, and S3 itself tells which exists.
+def validate(event: ValidateEvent, origin: Source, limits: Limits, s3: S3Store) -> dict[str, Any]:
+    """Read the execution input and decide: process the upload's current version, remove a deleted
+    source's outputs, end as superseded, or reject the upload with a named error.
+
+    A rejection is returned, not raised: the result replaces the execution input in the state (which
+    may be near the 256 KiB payload limit) with a bounded one that still names the source.
+    Transient failures are raised, for the state machine to retry.
     """
-    bucket, key = event.bucket, event.key
-    candidates = [key]
-    if event.key_from_event and keys.decode_event_key(key) != key:
-        candidates.append(keys.decode_event_key(key))
-    inside = [k for k in candidates if k.startswith(limits.upload_prefix)]
-    if not inside:
-        raise InvalidInput(f"{key!r} is outside the upload prefix {limits.upload_prefix!r}")
-    return bucket, inside
+    source: dict[str, Any] | None = None
+    try:
+        upload = event.upload(origin.bucket, origin.upload_prefix)
+        source = {"bucket": upload.bucket, "key": upload.candidates[-1]}
+        head, key = _current(s3, upload)
+        source["key"] = key
+        if head is None:
+            if upload.kind == "manual":
+                raise SourceMissing(f"s3://{upload.bucket}/{excerpt(key)} does not exist")
+            source["revision"] = upload.version_id or upload.sequencer or event.get("id") or key
+            return _decided(DELETED if upload.kind == "deleted" else SUPERSEDED, source)
+        pinned = _pin(upload.bucket, key, head)
+        if upload.kind == "created" and not _same_version(upload, head):
+            return _decided(SUPERSEDED, {**source, "revision": upload.version_id or upload.etag or ""})
+        source = dict(pinned)
+        info = _inspect(pinned, limits, s3)
+    except ValidationError as exc:
+        logger.warning("upload rejected", extra={"error": type(exc).__name__, "cause": str(exc)})
+        metrics.add_metric(name="UploadsRejected", unit=MetricUnit.Count, value=1)
+        return {
+            "outcome": REJECTED,
+            "step": "validate",
+            "source": source,
+            "error": {"Error": type(exc).__name__, "Cause": messages.one_line(str(exc))},
+        }
+    logger.info("upload validated", extra={"source": pinned, "image": info})
+    return {"outcome": PROCESS, "source": pinned, "image": info}
 
 
-def validate(event: ValidateEvent, limits: Limits, s3: S3Store) -> dict[str, Any]:
-    from pipeline import inspection  # Pillow, imported by the steps that read images only
+def _decided(outcome: str, source: dict[str, Any]) -> dict[str, Any]:
+    logger.info("upload needs no processing", extra={"outcome": outcome, "source": source})
+    if outcome == SUPERSEDED:
+        metrics.add_metric(name="UploadsSuperseded", unit=MetricUnit.Count, value=1)
+    return {"outcome": outcome, "source": messages.source_summary(source)}
 
-    bucket, candidates = read_upload(event, limits)
-    for key in candidates:
-        try:
-            head = s3.head(bucket, key)
-            break
-        except SourceMissing:
-            if key == candidates[-1]:
-                raise
-    size = int(head["ContentLength"])
-    inspection.check_size(size, limits)
-    etag = str(head["ETag"]).strip('"')
+
+def _current(s3: S3Store, upload: Upload) -> tuple[dict[str, Any] | None, str]:
+    """The HEAD of the first candidate key that exists, and that key (the last candidate when none does)."""
+    for key in upload.candidates:
+        head = s3.current(upload.bucket, key)
+        if head is not None:
+            return head, key
+    return None, upload.candidates[-1]
+
+
+def _same_version(upload: Upload, head: dict[str, Any]) -> bool:
+    """Whether the object's current version is the one the event is about (a newer one has its own event)."""
+    if upload.version_id:
+        return bool(head.get("VersionId") == upload.version_id)
+    return upload.etag is None or str(head.get("ETag", "")).strip('"') == upload.etag
+
+
+def _pin(bucket: str, key: str, head: dict[str, Any]) -> ObjectRef:
     last_modified = head.get("LastModified")
-    source = ObjectRef(
+    version = head.get("VersionId")
+    return ObjectRef(
         bucket=bucket,
         key=key,
-        etag=etag,
-        size=size,
-        version_id=head.get("VersionId"),
+        etag=str(head["ETag"]).strip('"'),
+        size=int(head["ContentLength"]),
+        revision=destination.revision_of(head),
+        version_id=str(version) if version and version != "null" else None,
         content_type=head.get("ContentType"),
         last_modified=last_modified.isoformat() if isinstance(last_modified, datetime) else None,
     )
+
+
+def _inspect(source: ObjectRef, limits: Limits, s3: S3Store) -> ImageInfo:
+    """Format, size and metadata from the header, read in ranges of at most ``MAX_HEADER_BYTES``."""
+    from pipeline import inspection  # Pillow, imported by the steps that read images only
+
+    size = source["size"]
+    inspection.check_size(size, limits)
     read = min(size, inspection.HEAD_BYTES)
-    head_bytes = s3.read_range(bucket, key, etag, f"bytes=0-{read - 1}")
+    head_bytes = s3.read_version(source, f"bytes=0-{read - 1}")
     tail = head_bytes[-inspection.TAIL_BYTES :]
     if size > len(head_bytes):
-        tail = s3.read_range(bucket, key, etag, f"bytes=-{inspection.TAIL_BYTES}")
+        tail = s3.read_version(source, f"bytes=-{inspection.TAIL_BYTES}")
     while True:
         try:
-            info = inspection.inspect(head_bytes, tail, size, limits)
-            break
+            return inspection.inspect(head_bytes, tail, size, limits)
         except inspection.NeedMoreBytes:
-            # A header larger than the first read (big EXIF or ICC blocks): read 16x more, up to the whole object.
-            read = min(size, read * 16)
-            head_bytes = s3.read_range(bucket, key, etag, f"bytes=0-{read - 1}")
-    logger.info("upload validated", extra={"source": source, "image": info})
-    return {"source": source, "image": info}
+            # A header larger than the first read (big EXIF or ICC blocks): read 16x more, up to the bound.
+            more = min(size, read * 16, inspection.MAX_HEADER_BYTES)
+            if more <= read:
+                raise CorruptImage(f"the header does not end within the first {read} bytes") from None
+            read = more
+            head_bytes = s3.read_version(source, f"bytes=0-{read - 1}")
 
 
 # -- resize -----------------------------------------------------------------------------------
@@ -112,7 +163,7 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
     from pipeline import imaging
 
     source, image = event.source, event.image
-    data = s3.read(source["bucket"], source["key"], source["etag"])
+    data = s3.read_version(source)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=len(data))
     widths = imaging.plan_widths(display_width(image), settings.widths)
     with imaging.open_image(data, settings.max_pixels) as img:
@@ -128,7 +179,7 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
         staged.append(
             StagedImage(bucket=settings.staging.bucket, key=key, width=rendition.width, height=rendition.height)
         )
-    return {"renditions": staged}
+    return {"renditions": staged, "image": image}
 
 
 # -- watermark --------------------------------------------------------------------------------
@@ -175,91 +226,134 @@ def _ascii(value: str) -> str:
     return quote(value, safe="/ +-_.~@:,;=()!*'")
 
 
+def _destination_keys(stem: str, source: ObjectRef, outputs: list[Output]) -> list[str]:
+    return [keys.rendition_key(stem, source["revision"], o["width"], OUTPUT_EXTENSIONS[o["format"]]) for o in outputs]
+
+
 def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
+    """Copy the outputs to this revision's keys and commit its manifest (``destination.Destination.commit``)."""
     source, image, outputs = event.source, event.image, event.outputs
     stem = keys.stem(source["key"], settings.upload_prefix)
-    manifest_ref = {"bucket": settings.destination_bucket, "key": keys.manifest_key(stem)}
-    digest = _run_digest(source, event.execution)
-    staging_prefix = keys.staging_key(settings.staging.prefix, digest, "")
-
-    existing = s3.read_json(settings.destination_bucket, manifest_ref["key"])
-    if isinstance(existing, dict) and existing.get("source", {}).get("etag") == source["etag"]:
-        # Already stored for this exact content: change nothing, only clear what is left in staging.
-        s3.delete(settings.staging.bucket, s3.list_keys(settings.staging.bucket, staging_prefix))
-        return {"manifest": manifest_ref, "renditions": existing["renditions"], "unchanged": True}
-
+    place = destination.Destination(s3, settings.destination_bucket, stem)
+    manifest_ref = {"bucket": settings.destination_bucket, "key": place.manifest_key}
+    own = _destination_keys(stem, source, outputs)
     metadata = {
         "source-bucket": source["bucket"],
         "source-key": _ascii(source["key"]),
         "source-etag": source["etag"],
+        "source-revision": _ascii(source["revision"]),
     }
-    if source.get("version_id"):
-        metadata["source-version-id"] = str(source["version_id"])
     stored: list[Output] = []
-    for output in outputs:
-        key = keys.rendition_key(stem, output["width"], OUTPUT_EXTENSIONS[output["format"]])
-        s3.copy(
-            output["bucket"],
-            output["key"],
-            settings.destination_bucket,
-            key,
-            output["content_type"],
-            CacheControl=settings.cache_control,
-            Metadata=metadata,
-        )
-        stored.append(Output(**{**output, "bucket": settings.destination_bucket, "key": key}))
-    manifest = {
-        "version": _MANIFEST_VERSION,
-        "source": source,
-        "image": image,
-        "renditions": stored,
-        "stored_at": datetime.now(UTC).isoformat(),
-    }
-    # The manifest is written last: its presence means every rendition above is in place.
-    s3.write(
-        settings.destination_bucket,
-        manifest_ref["key"],
-        messages.dumps(manifest),
-        "application/json",
-        CacheControl="no-cache",
-        Metadata=metadata,
-    )
+    if destination.manifest_names(s3.read_json(settings.destination_bucket, place.manifest_key), source):
+        outcome = "UNCHANGED"  # a retried or duplicate Store: the revision is committed, staging may be gone
+    elif destination.is_current(s3, source):
+        for output, key in zip(outputs, own, strict=True):
+            s3.copy(
+                output["bucket"],
+                output["key"],
+                settings.destination_bucket,
+                key,
+                output["content_type"],
+                CacheControl=settings.cache_control,
+                Metadata=metadata,
+            )
+            stored.append(Output(**{**output, "bucket": settings.destination_bucket, "key": key}))
+        manifest = {
+            "version": destination.MANIFEST_VERSION,
+            "source": source,
+            "image": image,
+            "renditions": stored,
+            "stored_at": datetime.now(UTC).isoformat(),
+        }
+        outcome = place.commit(source, manifest, own, metadata)
+    else:
+        outcome = SUPERSEDED
+    _clear_staging(s3, settings.staging, source, event.execution)
+    if outcome == SUPERSEDED:
+        logger.info("source replaced or deleted before its renditions were committed: nothing stored")
+        metrics.add_metric(name="UploadsSuperseded", unit=MetricUnit.Count, value=1)
+        return {"outcome": SUPERSEDED, "manifest": None, "renditions": []}
+    if outcome == "UNCHANGED":
+        committed = s3.read_json(settings.destination_bucket, place.manifest_key) or {}
+        return {"outcome": outcome, "manifest": manifest_ref, "renditions": committed.get("renditions", stored)}
     metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=sum(o["bytes"] for o in stored))
-    s3.delete(settings.staging.bucket, s3.list_keys(settings.staging.bucket, staging_prefix))
-    return {"manifest": manifest_ref, "renditions": stored, "unchanged": False}
+    return {"outcome": outcome, "manifest": manifest_ref, "renditions": stored}
 
 
-# -- cleanup (failure branch) ----------------------------------------------------------------
+def _clear_staging(s3: S3Store, staging: Staging, source: ObjectRef, execution: str) -> int:
+    """Delete this execution's intermediates (its own staging folder, named by a fixed-length digest)."""
+    staged = s3.list_keys(staging.bucket, keys.staging_key(staging.prefix, _run_digest(source, execution), ""))
+    s3.delete(staging.bucket, staged)
+    return len(staged)
+
+
+# -- cleanup and failure report (failure branch) ---------------------------------------------
 
 
 def cleanup(event: CleanupEvent, settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
-    """Remove what a failed execution wrote: its staging objects, and renditions it stored without
-    completing the manifest. Objects of any other content version (another upload of the same key)
-    are left alone: only renditions whose ``source-etag`` metadata names this source are deleted."""
+    """Remove what a failed execution wrote and write its failure message.
+
+    - Its staging folder, and renditions it copied without committing them (by exact key).
+    - When its revision is still the source's current version, the outputs of any older revision:
+      the destination never shows a version that has been replaced, even by one that fails.
+    - When its revision is no longer current (replaced or deleted meanwhile), the failure is moot:
+      the outcome is SUPERSEDED and no failure message is sent; the newer revision's run reports.
+    """
+    error, step = event.error, event.failed_step
     source = event.source
-    if source is None:
-        return {"staging_deleted": 0, "outputs_deleted": 0}
-    digest = _run_digest(source, event.execution)
-    staged = s3.list_keys(settings.staging.bucket, keys.staging_key(settings.staging.prefix, digest, ""))
-    s3.delete(settings.staging.bucket, staged)
+    outcome = "FAILED"
+    if source is not None:
+        _clear_staging(s3, settings.staging, source, event.execution)
+        stem = keys.stem(source["key"], settings.upload_prefix)
+        place = destination.Destination(s3, settings.destination_bucket, stem)
+        committed = destination.manifest_names(s3.read_json(settings.destination_bucket, place.manifest_key), source)
+        if not committed:
+            s3.delete(settings.destination_bucket, _destination_keys(stem, source, event.outputs))
+        if destination.is_current(s3, source):
+            place.clear(
+                lambda manifest: not destination.manifest_names(manifest, source) and destination.is_current(s3, source)
+            )
+        else:
+            outcome = SUPERSEDED
+    reason = messages.one_line(error["Cause"])
+    if outcome == SUPERSEDED:
+        metrics.add_metric(name="UploadsSuperseded", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="UploadsFailed", unit=MetricUnit.Count, value=1)
+    message = messages.failure_message(
+        execution=event.execution, error=error["Error"], reason=reason, step=step, source=event.reported_source
+    )
+    logger.info("failure handled", extra={"outcome": outcome, "failure": message})
+    return {"outcome": outcome, "message": message, "error": {"Error": error["Error"], "Cause": reason}}
+
+
+# -- remove (a source was deleted) ------------------------------------------------------------
+
+
+def remove(event: RemoveEvent, settings: StoreSettings, s3: S3Store, topic: Topic) -> dict[str, Any]:
+    """Remove a deleted source's manifest and renditions by exact key, then publish a DELETED message.
+
+    Nothing is removed while the key exists again (uploaded anew since the delete): that upload's
+    own run decides what the destination holds.
+    """
+    source = event.source
     stem = keys.stem(source["key"], settings.upload_prefix)
-    manifest = s3.read_json(settings.destination_bucket, keys.manifest_key(stem))
-    if isinstance(manifest, dict) and manifest.get("source", {}).get("etag") == source["etag"]:
-        return {"staging_deleted": len(staged), "outputs_deleted": 0}  # stored completely: keep it
-    ours = [
-        key
-        for key in s3.list_keys(settings.destination_bucket, stem + "/")
-        if key != keys.manifest_key(stem)
-        and s3.head(settings.destination_bucket, key).get("Metadata", {}).get("source-etag") == source["etag"]
-    ]
-    s3.delete(settings.destination_bucket, ours)
-    return {"staging_deleted": len(staged), "outputs_deleted": len(ours)}
+    place = destination.Destination(s3, settings.destination_bucket, stem)
+    removed = place.clear(lambda _: s3.current(source["bucket"], source["key"]) is None)
+    if s3.current(source["bucket"], source["key"]) is not None:
+        return {"outcome": "UNCHANGED", "removed": removed, "message_id": None}
+    message = messages.deleted_message(execution=event.execution, source=dict(source), removed=removed)
+    message_id = topic.publish(message, messages.status_attributes(DELETED), "Image deleted")
+    metrics.add_metric(name="UploadsDeleted", unit=MetricUnit.Count, value=1)
+    return {"outcome": DELETED, "removed": removed, "message_id": message_id}
 
 
 # -- notify -----------------------------------------------------------------------------------
 
 
 def notify(event: NotifyEvent, settings: NotifySettings, topic: Topic) -> dict[str, Any]:
+    if event.outcome == SUPERSEDED:
+        return {"outcome": SUPERSEDED, "message_id": None}
     durations = event.durations
     if event.started is not None:
         with contextlib.suppress(ValueError):
@@ -274,4 +368,4 @@ def notify(event: NotifyEvent, settings: NotifySettings, topic: Topic) -> dict[s
     )
     message_id = topic.publish(message, messages.success_attributes(event.image, event.renditions), "Image processed")
     metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
-    return {"message_id": message_id}
+    return {"outcome": "SUCCEEDED", "message_id": message_id}
