@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,19 +23,32 @@ from localcloud.sam import ROOT
 
 MOCK_CONFIG = Path(__file__).with_name("MockConfigFile.json")
 ASL = ROOT / "statemachines" / "image_pipeline.asl.json"
+EVENTS = ROOT / "events"
 NAME = "ImagePipeline"
-MANUAL_INPUT = {"bucket": "source-bucket", "key": "uploads/photo.jpg"}
+#: The bucket and upload prefix the mocked responses name (events/ inputs have a placeholder bucket).
+SOURCE_BUCKET = "source-bucket"
+UPLOAD_PREFIX = "uploads/"
 ROLE = "arn:aws:iam::123456789012:role/DummyRole"
 #: Time scale of the embedded engine: Retry waits of seconds become milliseconds.
 TIME_SCALE = 0.002
 
 
+def sample(name: str) -> Any:
+    """An execution input from events/, with its placeholder bucket replaced by the mocks' source bucket."""
+    text = (EVENTS / name).read_text(encoding="utf-8")
+    return json.loads(text.replace("your-source-bucket", SOURCE_BUCKET))
+
+
+MANUAL_INPUT = sample("manual-execution.json")
+
+
 def definition(asl: dict[str, Any] | None = None) -> str:
     """The real ASL with its DefinitionSubstitutions filled in (every task is mocked in the cases)."""
     text = json.dumps(asl) if asl is not None else ASL.read_text(encoding="utf-8")
-    for name in ("Validate", "Resize", "Watermark", "Store", "Notify"):
-        text = text.replace("${" + name + "FunctionArn}", f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
-    return text.replace("${TopicArn}", "arn:aws:sns:us-east-1:123456789012:imgpipe-outcomes")
+    text = re.sub(r"\$\{(\w+)FunctionArn\}", lambda m: f"arn:aws:lambda:us-east-1:123456789012:function:{m[1]}", text)
+    text = text.replace("${TopicArn}", "arn:aws:sns:us-east-1:123456789012:imgpipe-outcomes")
+    assert "${" not in text, "a DefinitionSubstitution of the ASL is not filled in"
+    return text
 
 
 @dataclass

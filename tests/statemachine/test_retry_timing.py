@@ -16,6 +16,7 @@ from tests.statemachine.conftest import ASL, MANUAL_INPUT, Engine, definition
 #: What the ASL's retriers must produce, attempt by attempt.
 LAMBDA_SERVICE_WAITS = [1.0, 2.0, 4.0, 8.0]  # IntervalSeconds 1, BackoffRate 2, MaxAttempts 4
 TRANSIENT_WAITS = [2.0, 4.0, 8.0]  # IntervalSeconds 2, BackoffRate 2, MaxAttempts 3
+PUBLISH_WAITS = [1.0, 2.0, 4.0]  # the sns:publish states: IntervalSeconds 1, BackoffRate 2, MaxAttempts 3
 
 
 def without_jitter(asl: dict[str, Any], max_attempts: int | None = None) -> dict[str, Any]:
@@ -45,10 +46,23 @@ def waits_of(engine: Engine, case: str, machine: str) -> list[float]:
     return moto_patches.retry_waits()[before:]
 
 
-def test_waits_grow_by_the_backoff_rate(embedded: Engine) -> None:
-    embedded.create("ImagePipelineNoJitter", definition(without_jitter(json.loads(ASL.read_text()))))
-    assert waits_of(embedded, "ResizeLambdaServiceExhausted", "ImagePipelineNoJitter") == LAMBDA_SERVICE_WAITS
-    assert waits_of(embedded, "StoreRetriesExhausted", "ImagePipelineNoJitter") == TRANSIENT_WAITS
+@pytest.mark.parametrize(
+    ("case", "waits"),
+    [
+        ("ResizeLambdaServiceExhausted", LAMBDA_SERVICE_WAITS),
+        ("ValidateLambdaServiceExceptionExhausted", LAMBDA_SERVICE_WAITS),
+        ("StoreRetriesExhausted", TRANSIENT_WAITS),
+        ("ValidateTimedOutExhausted", TRANSIENT_WAITS),
+        ("RemoveOutputsRetriesExhausted", TRANSIENT_WAITS),
+        ("CleanupFails", TRANSIENT_WAITS),  # Resize's CorruptImage is not retried; Cleanup's TransientError is
+        ("FailurePublishFails", PUBLISH_WAITS),
+        ("UnreportedFailurePublishFails", TRANSIENT_WAITS + PUBLISH_WAITS),
+    ],
+)
+def test_waits_grow_by_the_backoff_rate(embedded: Engine, case: str, waits: list[float]) -> None:
+    if "ImagePipelineNoJitter" not in embedded.arns:
+        embedded.create("ImagePipelineNoJitter", definition(without_jitter(json.loads(ASL.read_text()))))
+    assert waits_of(embedded, case, "ImagePipelineNoJitter") == waits
 
 
 def test_waits_are_capped_by_max_delay(embedded: Engine) -> None:
@@ -63,8 +77,9 @@ def test_waits_are_capped_by_max_delay(embedded: Engine) -> None:
     machines["StateMachines"]["ImagePipelineLongRetries"] = {
         "TestCases": {
             "LongRetries": {
-                "Validate": "ValidateOK",
+                "Validate": "ValidateProcess",
                 "Resize": "ResizeLambdaServiceExhausted6",
+                "Cleanup": "CleanupAfterResizeLambdaServiceExhausted",
                 "Publish Failure": "PublishOK",
             }
         }
