@@ -13,9 +13,17 @@ import random
 import struct
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageDraw, ImageStat
+
+from pipeline import encoding, imaging, inspection, watermark
+from pipeline.models import ImageInfo
+from pipeline.settings import EncodeSettings, Limits, WatermarkSettings
+
+SAMPLES = Path(__file__).parent.parent / "samples"
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -276,3 +284,103 @@ def changed_box(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | N
 
 def near(actual: Sequence[float], expected: Sequence[float], tolerance: float) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(actual, expected, strict=True))
+
+
+# -- ICC profiles ------------------------------------------------------------------------------
+
+
+def adobe_rgb_profile() -> bytes:
+    """The Adobe RGB (1998) profile embedded in samples/rocket.jpg (a real camera file, 560 bytes)."""
+    with Image.open(SAMPLES / "rocket.jpg") as img:
+        profile = img.info["icc_profile"]
+    assert isinstance(profile, bytes)
+    return profile
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def grey_profile(gamma: float = 2.2, description: str = "Grey gamma 2.2") -> bytes:
+    """A grey display profile (ICC v2: description, white point, grey tone curve, copyright).
+
+    LittleCMS can make one, but Pillow exposes only its sRGB, Lab and XYZ profiles; this is the
+    same structure, written field by field from the ICC specification.
+    """
+    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    ascii_desc = description.encode("ascii") + b"\x00"
+    tags = [
+        # textDescriptionType: the ASCII description, then empty Unicode and ScriptCode descriptions.
+        (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(ascii_desc)) + ascii_desc + bytes(4 + 4 + 2 + 1 + 67)),
+        (b"wtpt", b"XYZ \x00\x00\x00\x00" + d50),
+        (b"kTRC", b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256))),
+        (b"cprt", b"text\x00\x00\x00\x00" + b"No copyright, test data\x00"),
+    ]
+    table_size = 4 + 12 * len(tags)
+    offset = 128 + table_size
+    table = struct.pack(">I", len(tags))
+    body = b""
+    for signature, data in tags:
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data + bytes(-len(data) % 4)
+    size = 128 + table_size + len(body)
+    header = (
+        struct.pack(">I", size)
+        + bytes(4)
+        + struct.pack(">I", 0x02100000)
+        + b"mntrGRAYXYZ "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + bytes(4 * 4 + 8)
+        + struct.pack(">I", 0)
+        + d50
+        + bytes(4 + 16 + 28)
+    )
+    assert len(header) == 128
+    return header + table + body
+
+
+# -- the pipeline on bytes ---------------------------------------------------------------------
+
+#: A text watermark on every rendition, however small.
+MARK = WatermarkSettings(text="© imgpipe", logo="", position="bottom-right", opacity=0.6, min_width=0)
+
+
+@dataclass(frozen=True)
+class Processed:
+    info: ImageInfo
+    frames: int
+    #: (width, height, output format, encoded bytes) of every output.
+    outputs: list[tuple[int, int, str, bytes]]
+
+
+def validate(data: bytes, limits: Limits) -> ImageInfo:
+    """What the validate step does with an object: its head (read again, larger, while the header does not
+    fit) and its tail."""
+    read = min(len(data), inspection.HEAD_BYTES)
+    tail = data[-inspection.TAIL_BYTES :]
+    while True:
+        try:
+            return inspection.inspect(data[:read], tail, len(data), limits)
+        except inspection.NeedMoreBytes as more:
+            read = more.wanted
+
+
+def process(data: bytes, limits: Limits, mark: WatermarkSettings = MARK) -> Processed:
+    """The validate, resize and watermark steps on an upload's bytes, without S3: inspect, count the
+    frames, decode, make the renditions, stage them losslessly, watermark and encode each in
+    ``limits.formats``."""
+    info = validate(data, limits)
+    frames = imaging.count_frames(data, info["format"])
+    shown = info["height"] if info["orientation"] in (5, 6, 7, 8) else info["width"]
+    widths = imaging.plan_widths(shown, limits.widths)
+    with imaging.open_image(data, limits.max_pixels) as img:
+        decoded, icc = imaging.decode(img, widths[0], data)
+    settings = EncodeSettings(formats=limits.formats, jpeg_quality=85, webp_quality=80, avif_quality=60)
+    outputs = []
+    for rendition in imaging.renditions(decoded, widths):
+        staged, staged_icc = imaging.from_lossless(imaging.to_lossless(rendition.image, icc))
+        marked = watermark.apply(staged, mark)
+        for fmt in limits.formats:
+            outputs.append((rendition.width, rendition.height, fmt, encoding.encode(marked, fmt, settings, staged_icc)))
+    return Processed(info=info, frames=frames, outputs=outputs)

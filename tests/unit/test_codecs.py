@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, PngImagePlugin
 
-from pipeline import codecs, imaging
+from pipeline import codecs, imaging, inspection
 from pipeline.errors import CorruptImage
+from pipeline.settings import Limits
 from tests import images
 
 MAX_PIXELS = 50_000_000
@@ -125,7 +126,7 @@ def test_png_other_bit_depths_decode_through_pillow(
 
 
 def test_png_orientation_from_xmp_is_applied(calls: dict[str, int]) -> None:
-    """Pillow reads tiff:Orientation from XMP where there is no EXIF: such a PNG takes Pillow's path."""
+    """tiff:Orientation in XMP counts where there is no EXIF (as Image.getexif() has it), on the fast path too."""
     stored = images.store_with_orientation(images.markers(), 6)
     xmp = (
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -136,7 +137,7 @@ def test_png_orientation_from_xmp_is_applied(calls: dict[str, int]) -> None:
     data = images.encode(stored, "PNG", pnginfo=info)
     assert "exif" not in images.reopen(data).info
     out = decode(data, 4000)
-    assert calls["png"] == 0
+    assert calls["png"] == 1
     assert identical(out, images.markers())
 
 
@@ -170,17 +171,19 @@ def test_png_oversized_text_after_the_pixels_is_refused_as_pillow_refuses_it(cal
     assert calls["png"] == 0
 
 
-def test_png_exif_after_the_pixels_is_applied(calls: dict[str, int]) -> None:
-    """Pillow finds an eXIf chunk that follows IDAT only while loading: such a PNG takes Pillow's path,
-    and its orientation is applied as before."""
+def test_png_exif_after_the_pixels_is_not_read(calls: dict[str, int]) -> None:
+    """Validate reads a PNG's header only, so an eXIf chunk after IDAT is not seen there: decode does not
+    apply it either, and the decoded width is the display width validate reported."""
     stored = images.store_with_orientation(images.markers(), 6)
     plain = images.encode(stored, "PNG")
     iend = plain.rindex(b"IEND") - 4
     exif_chunk = images.png_chunk(b"eXIf", images.exif(orientation=6).tobytes())
     data = plain[:iend] + exif_chunk + plain[iend:]
     out = decode(data, 4000)
-    assert calls["png"] == 0
-    assert identical(out, images.markers())
+    assert calls["png"] == 0  # a chunk after the pixels: Pillow's path
+    assert identical(out, stored)
+    info = inspection.inspect(data, data, len(data), Limits(1 << 30, MAX_PIXELS, ""))
+    assert (info["width"], info["orientation"]) == (out.width, 1)
 
 
 def test_png_exif_before_the_pixels_is_applied_on_the_fast_path(calls: dict[str, int]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import struct
 import zipfile
 
 import pytest
@@ -163,3 +164,67 @@ def test_riff_size_matches_the_declared_length() -> None:
     assert formats.riff_size_matches(WEBP[:64], len(WEBP) + 10)  # trailing bytes are harmless
     for cut in (1, 10, len(WEBP) // 2):
         assert not formats.riff_size_matches(WEBP[:64], len(WEBP) - cut)
+
+
+# -- WebP canvas -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(images.encode(images.photo((300, 200)), "WEBP"), id="vp8"),
+        pytest.param(images.encode(images.photo((300, 200)), "WEBP", lossless=True), id="vp8l"),
+        pytest.param(images.encode(images.photo((300, 200)), "WEBP", exif=images.exif(make="X")), id="vp8x"),
+        pytest.param(images.animated_webp(2, (300, 200)), id="animated"),
+    ],
+)
+def test_webp_canvas_is_read_from_the_first_chunk(data: bytes) -> None:
+    assert formats.webp_canvas(data[:30]) == images.reopen(data).size == (300, 200)
+
+
+@pytest.mark.parametrize("head", [b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"RIFF\x00\x00\x00\x00WEBPVP8L" + bytes(13), b""])
+def test_webp_canvas_of_what_is_not_a_webp_header(head: bytes) -> None:
+    assert formats.webp_canvas(head) is None
+
+
+# -- frames of a TIFF --------------------------------------------------------------------------
+
+
+def _tiff(chain: list[int], order: str = "<") -> bytes:
+    """A TIFF header pointing at IFD 8, then one-entry IFDs (18 bytes each) whose next offsets are ``chain``."""
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    ifds = b"".join(struct.pack(order + "H", 1) + bytes(12) + struct.pack(order + "I", nxt) for nxt in chain)
+    return magic + struct.pack(order + "I", 8) + ifds
+
+
+@pytest.mark.parametrize(
+    ("chain", "pages"),
+    [
+        ([0], 1),
+        ([26, 0], 2),
+        ([26, 44, 0], 3),
+        ([44, 0, 26], 3),  # the chain goes back and forth: 8, 44, 26
+        ([8], 1),  # an IFD that points at itself
+        ([26, 44, 8], 3),  # a loop back to the first
+        ([26, 44, 26], 3),  # a loop back to the second
+        ([26, 44, 10**6], 3),  # past the end
+        ([26, 5, 0], 2),  # inside the header
+    ],
+)
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_tiff_pages_follow_the_ifd_chain(chain: list[int], pages: int, order: str) -> None:
+    assert formats.frame_count(_tiff(chain, order), "TIFF") == pages
+
+
+def test_a_long_tiff_chain_is_counted_in_constant_memory() -> None:
+    count = 100_000
+    forward = _tiff([8 + 18 * (i + 1) for i in range(count - 1)] + [0])
+    assert formats.frame_count(forward, "TIFF") == count
+    looping = _tiff([8 + 18 * (i + 1) for i in range(count - 1)] + [8 + 18 * 500])
+    assert formats.frame_count(looping, "TIFF") == count
+
+
+@pytest.mark.parametrize("fmt", sorted(formats.READABLE))
+@pytest.mark.parametrize("data", [b"", b"\x00", bytes(100), b"\xff" * 100])
+def test_frame_count_of_junk_is_one(fmt: str, data: bytes) -> None:
+    assert formats.frame_count(data, fmt) == 1

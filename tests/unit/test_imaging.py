@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -273,7 +274,7 @@ def test_rare_modes_are_normalised(mode: str, normalised: str, keeps_icc: bool) 
     + [("L", "JPEG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("PT", "PNG")],
 )
 def test_decode_returns_the_icc_profile_of_tagged_images(mode: str, fmt: str) -> None:
-    profile = images.srgb_profile()
+    profile = images.grey_profile() if mode in ("L", "LA") else images.adobe_rgb_profile()
     decoded, icc = decode(images.encode(images.in_mode(mode, (40, 30)), fmt, icc_profile=profile), 40)
     assert icc == profile
     assert decoded.mode in ("L", "LA", "RGB", "RGBA")
@@ -325,7 +326,7 @@ def test_decode_with_a_jpeg_draft_keeps_the_orientation(orientation: int) -> Non
     _assert_upright(decoded, (96, 64))
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF"])
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_inspect_and_decode_agree_on_the_display_width(fmt: str, orientation: int) -> None:
     """The resize step plans widths from ImageInfo: its display width must be the decoded width."""
@@ -635,3 +636,79 @@ def test_resize_keeps_or_leaves_premultiplied_alpha() -> None:
     assert imaging.resize(kept, (200, 150)).mode == "RGBA"
     assert imaging.resize(kept, (200, 150), premultiplied=True).mode == "RGBa"
     assert images.psnr(kept.convert("RGBA"), imaging.resize(source, (400, 300))) == math.inf
+
+
+# -- frames ------------------------------------------------------------------------------------
+
+
+def _animation(fmt: str, frames: int, **params: object) -> bytes:
+    pictures = [images.photo((40, 30), seed=i) for i in range(frames)]
+    if fmt == "GIF":
+        pictures = [p.convert("P") for p in pictures]
+    return images.encode(pictures[0], fmt, save_all=True, append_images=pictures[1:], **params)
+
+
+ANIMATIONS = [
+    pytest.param(fmt, frames, params, id=f"{fmt}-{frames}{'-default-image' if params else ''}")
+    for fmt in ("GIF", "WEBP", "PNG", "TIFF", "AVIF")
+    for frames in (1, 2, 7)
+    for params in ({}, {"default_image": True})
+    if not params or (fmt == "PNG" and frames > 1)
+]
+
+
+@pytest.mark.parametrize(("fmt", "frames", "params"), ANIMATIONS)
+def test_count_frames_is_the_true_count(fmt: str, frames: int, params: dict[str, object]) -> None:
+    data = _animation(fmt, frames, **params)
+    assert imaging.count_frames(data, fmt) == images.reopen(data).n_frames == frames  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("fmt", "frames", "params"), ANIMATIONS)
+def test_the_first_frame_is_processed(fmt: str, frames: int, params: dict[str, object]) -> None:
+    data = _animation(fmt, frames, **params)
+    decoded, _ = decode(data, 40)
+    with images.reopen(data) as first:
+        first.seek(0)
+        expected = first.convert(decoded.mode)
+    assert images.psnr(decoded, expected) == math.inf
+
+
+def test_a_500_frame_gif_reports_500_frames() -> None:
+    """Validate sees the frames in its first read only; resize counts them all from the whole object."""
+    first = images.photo((48, 32), noise=96).convert("P")
+    rest = [ImageChops.offset(first, i, i // 48) for i in range(1, 500)]  # each frame moved: none repeats
+    data = images.encode(first, "GIF", save_all=True, append_images=rest)
+    assert len(data) > inspection.HEAD_BYTES
+    limits = Limits(1 << 30, MAX_PIXELS, "")
+    assert images.validate(data, limits)["frames"] < 500
+    processed = images.process(data, limits)
+    assert processed.frames == images.reopen(data).n_frames == 500  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        pytest.param(images.encode(images.photo((40, 30)), "JPEG"), "JPEG", id="jpeg"),
+        pytest.param(
+            images.encode(images.photo((40, 30)), "MPO", save_all=True, append_images=[images.photo((40, 30))]),
+            "JPEG",
+            id="mpo",
+        ),
+        pytest.param(images.encode(images.photo((40, 30)), "PNG"), "PNG", id="png"),
+    ],
+)
+def test_a_still_image_is_one_frame(data: bytes, fmt: str) -> None:
+    assert imaging.count_frames(data, fmt) == 1
+
+
+@pytest.mark.parametrize(("fmt", "frames", "params"), [a for a in ANIMATIONS if a.values[1] == 7])
+def test_count_frames_never_raises_on_damaged_data(fmt: str, frames: int, params: dict[str, object]) -> None:
+    data = _animation(fmt, frames, **params)
+    rnd = random.Random(fmt)
+    for cut in (0, 1, 8, 13, 20, 64, len(data) // 3, len(data) // 2, len(data) - 1):
+        assert 1 <= imaging.count_frames(data[:cut], fmt) <= frames
+    for _ in range(50):
+        damaged = bytearray(data)
+        for _ in range(4):
+            damaged[rnd.randrange(len(damaged))] = rnd.randrange(256)
+        assert imaging.count_frames(bytes(damaged), fmt) >= 1

@@ -6,9 +6,10 @@ import gzip
 import io
 import struct
 import zipfile
+from collections.abc import Iterator
 
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, _imaging
 
 from pipeline import inspection
 from pipeline.errors import (
@@ -16,12 +17,13 @@ from pipeline.errors import (
     EmptyObject,
     ObjectTooLarge,
     TooManyPixels,
+    UnsupportedDimensions,
     UnsupportedFormat,
     ValidationError,
 )
 from pipeline.inspection import HEAD_BYTES, TAIL_BYTES, NeedMoreBytes
 from pipeline.models import ImageInfo
-from pipeline.settings import Limits
+from pipeline.settings import EncodeSettings, Limits, RenditionSettings
 from tests import images
 
 LIMITS = Limits(max_upload_bytes=50 * 1024 * 1024, max_pixels=50_000_000, upload_prefix="uploads/")
@@ -32,18 +34,19 @@ def inspect(data: bytes, head_bytes: int = HEAD_BYTES, limits: Limits = LIMITS) 
     return inspection.inspect(data[:head_bytes], data[-TAIL_BYTES:], len(data), limits)
 
 
-def inspect_growing(data: bytes, start: int = HEAD_BYTES) -> tuple[ImageInfo, list[int]]:
-    """The validate step's loop: start with HEAD_BYTES, read 16x more on NeedMoreBytes.
+def inspect_growing(data: bytes, start: int = HEAD_BYTES, limits: Limits = LIMITS) -> tuple[ImageInfo, list[int]]:
+    """The validate step's loop: start with HEAD_BYTES, read what NeedMoreBytes asks for.
 
     Returns the info and the sizes of the reads.
     """
     reads = [min(len(data), start)]
     while True:
         try:
-            return inspect(data, reads[-1]), reads
-        except NeedMoreBytes:
-            assert reads[-1] < len(data), "NeedMoreBytes with the whole object in hand"
-            reads.append(min(len(data), reads[-1] * 16))
+            return inspect(data, reads[-1], limits), reads
+        except NeedMoreBytes as more:
+            wanted = more.wanted
+        assert reads[-1] < wanted <= len(data), "NeedMoreBytes must ask for more, and no more than there is"
+        reads.append(wanted)
 
 
 @pytest.fixture
@@ -438,3 +441,180 @@ def test_image_open_is_never_asked_to_guess(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(Image, "open", spy)
     inspect(images.encode(images.photo((16, 16)), "GIF"))
     assert seen == [["GIF"]]
+
+
+def test_the_reads_stop_at_max_header_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header that does not end within MAX_HEADER_BYTES is refused, never read further."""
+    monkeypatch.setattr(inspection, "MAX_HEADER_BYTES", 200_000)
+    plain = images.encode(images.photo((64, 48)), "PNG")
+    ihdr_end = 8 + 25
+    big = plain[:ihdr_end] + images.png_chunk(b"prVt", bytes(300_000)) + plain[ihdr_end:]
+    with pytest.raises(CorruptImage, match="metadata before the pixels is larger than 200000 bytes"):
+        inspect_growing(big)
+    with pytest.raises(NeedMoreBytes) as more:
+        inspect(big, head_bytes=65_536)
+    assert more.value.wanted == 200_000
+    # Under the limit, the same chunk is read through.
+    monkeypatch.setattr(inspection, "MAX_HEADER_BYTES", 400_000)
+    info, reads = inspect_growing(big)
+    assert (info["width"], reads) == (64, [65_536, len(big)])
+
+
+def test_max_header_bytes_holds_the_largest_jpeg_header() -> None:
+    """A JPEG's ICC profile can fill 255 APP2 segments: such a header is read, within the limit."""
+    profile = images.adobe_rgb_profile()
+    largest = profile + bytes(255 * 65_519 - len(profile))  # the most 255 segments hold
+    data = images.encode(images.photo((64, 48)), "JPEG", icc_profile=largest, exif=images.exif(make="Big"))
+    info, reads = inspect_growing(data)
+    assert (info["width"], info["has_icc"], info["exif"]["make"]) == (64, True, "Big")
+    assert reads[-1] <= inspection.MAX_HEADER_BYTES
+    assert data.index(b"\xff\xda") < inspection.MAX_HEADER_BYTES
+
+
+def test_a_webp_is_read_whole_at_once() -> None:
+    """Its reader needs all of it: after the first read, validate is asked for the whole object."""
+    data = images.encode(images.photo((800, 600), noise=96), "WEBP", quality=95)
+    with pytest.raises(NeedMoreBytes) as more:
+        inspect(data)
+    assert more.value.wanted == len(data)
+
+
+def test_a_webp_over_the_pixel_limit_is_refused_from_the_first_read() -> None:
+    data = images.encode(images.photo((800, 600), noise=96), "WEBP", quality=95)
+    assert len(data) > HEAD_BYTES
+    limits = Limits(max_upload_bytes=LIMITS.max_upload_bytes, max_pixels=800 * 600 - 1, upload_prefix="")
+    with pytest.raises(TooManyPixels):
+        inspect(data, limits=limits)
+
+
+# -- no pixel is decoded -----------------------------------------------------------------------
+
+
+def _every_format() -> list[object]:
+    photo = images.photo((96, 64))
+    meta = images.exif(orientation=6, make="Maker")
+    pages = [images.photo((96, 64), seed=i) for i in range(3)]
+    return [
+        pytest.param(images.encode(photo, "JPEG", exif=meta), id="jpeg"),
+        pytest.param(images.encode(photo, "JPEG", progressive=True, exif=meta), id="jpeg-progressive"),
+        pytest.param(images.encode(photo.convert("CMYK"), "JPEG"), id="jpeg-cmyk"),
+        pytest.param(images.encode(images.in_mode("RGBA", (96, 64)), "PNG", exif=meta), id="png-rgba"),
+        pytest.param(images.encode(images.in_mode("P", (96, 64)), "PNG"), id="png-palette"),
+        pytest.param(images.encode(pages[0], "PNG", save_all=True, append_images=pages[1:]), id="apng"),
+        pytest.param(images.encode(photo, "WEBP", exif=meta), id="webp-lossy"),
+        pytest.param(images.encode(photo, "WEBP", lossless=True, exif=meta), id="webp-lossless"),
+        pytest.param(images.animated_webp(3), id="webp-animated"),
+        pytest.param(images.animated_gif(3), id="gif-animated"),
+        pytest.param(images.encode(pages[0], "TIFF", save_all=True, append_images=pages[1:], exif=meta), id="tiff"),
+        pytest.param(images.encode(photo, "AVIF", exif=meta), id="avif"),
+    ]
+
+
+@pytest.fixture
+def no_pixels_anywhere(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail if any reader decodes pixels: every ``load`` raises, and no image memory is allocated."""
+
+    def forbidden(self: Image.Image) -> None:
+        raise AssertionError(f"{type(self).__name__}.load() was called")
+
+    Image.init()
+    for reader in _subclasses(ImageFile.ImageFile):
+        if "load" in vars(reader):
+            monkeypatch.setattr(reader, "load", forbidden)
+    before = _imaging.get_stats()["new_count"]
+    yield
+    assert _imaging.get_stats()["new_count"] == before, "image memory was allocated"
+
+
+def _subclasses(cls: type) -> set[type]:
+    subclasses: list[type] = cls.__subclasses__()
+    return {cls}.union(*(_subclasses(sub) for sub in subclasses))
+
+
+@pytest.mark.parametrize("data", _every_format())
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "head"])
+def test_no_format_decodes_a_pixel(no_pixels_anywhere: None, data: bytes, whole: bool) -> None:
+    info, _ = inspect_growing(data, start=len(data) if whole else 256)
+    assert info["width"] * info["height"] >= 48 * 32
+
+
+def test_png_exif_is_read_from_before_the_pixels_only() -> None:
+    stored = images.photo((64, 48))
+    before = images.encode(stored, "PNG", exif=images.exif(orientation=6, make="Before"))
+    assert before.index(b"eXIf") < before.index(b"IDAT")
+    assert inspect(before)["exif"] == {"orientation": 6, "make": "Before"}
+    plain = images.encode(stored, "PNG")
+    iend = plain.rindex(b"IEND") - 4
+    after = plain[:iend] + images.png_chunk(b"eXIf", images.exif(orientation=6).tobytes()) + plain[iend:]
+    assert (inspect(after)["orientation"], inspect(after)["exif"]) == (1, {})
+
+
+# -- multi-page and animated -------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_a_multi_page_tiff_read_from_its_head_is_not_a_type_error() -> None:
+    """Pillow's frame count seeks to IFDs past the head (TypeError: Missing dimensions): inspect walks
+    only the IFDs in the head."""
+    pages = [images.photo((600, 400), seed=i, noise=96) for i in range(4)]
+    data = images.encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+    assert len(data) > 4 * HEAD_BYTES
+    with pytest.raises(TypeError, match="Missing dimensions"):  # what inspect used to let through
+        _ = images.reopen(data[:HEAD_BYTES]).n_frames  # type: ignore[attr-defined]
+    info, reads = inspect_growing(data)
+    assert (info["format"], info["width"], info["height"], reads) == ("TIFF", 600, 400, [HEAD_BYTES])
+    assert 1 <= info["frames"] <= 4
+    assert inspect(data, head_bytes=len(data))["frames"] == 4
+
+
+# -- output limits -----------------------------------------------------------------------------
+
+
+def _limits(widths: tuple[int, ...] = Limits.from_env({}).widths, formats: tuple[str, ...] = ("jpeg",)) -> Limits:
+    return Limits(LIMITS.max_upload_bytes, LIMITS.max_pixels, "", widths=widths, formats=formats)
+
+
+def _tall(width: int, height: int) -> Image.Image:
+    return Image.linear_gradient("L").resize((width, height))
+
+
+def test_a_1x65535_png_is_refused_as_unsupported_dimensions() -> None:
+    data = images.encode(_tall(1, 65_535), "PNG")
+    with pytest.raises(UnsupportedDimensions, match=r"1x65535 rendition.*JPEG allows \(65500 px a side\)"):
+        inspect(data, limits=_limits())
+    assert inspect(images.encode(_tall(1, 65_500), "PNG"), limits=_limits())["height"] == 65_500
+
+
+@pytest.mark.parametrize(
+    ("size", "orientation", "widths", "fmt", "accepted"),
+    [
+        ((20_000, 10), 1, (16_384,), "webp", False),  # the 16384 px rendition is too wide for WebP
+        ((20_000, 10), 1, (16_384,), "jpeg", True),
+        ((20_000, 10), 1, (16_383, 1024), "webp", True),
+        ((20_000, 10), 1, (2048, 1024, 320), "webp", True),
+        ((20_000, 10), 6, (2048, 1024, 320), "webp", False),  # shown 10x20000: a 10 px wide rendition
+        ((20_000, 10), 6, (2048, 1024, 320), "jpeg", True),
+        ((40_000, 2), 6, (2048,), "avif", False),  # 2x40000: more than 32768 a side
+        ((32_768, 2), 6, (2048,), "avif", True),
+    ],
+)
+def test_renditions_must_fit_every_output_format(
+    size: tuple[int, int], orientation: int, widths: tuple[int, ...], fmt: str, accepted: bool
+) -> None:
+    data = images.encode(images.photo(size, noise=0), "PNG", exif=images.exif(orientation=orientation))
+    limits = _limits(widths, (fmt,) if fmt == "jpeg" else ("jpeg", fmt))
+    if accepted:
+        assert inspect(data, limits=limits)["width"] == size[0]
+    else:
+        with pytest.raises(UnsupportedDimensions, match=f"larger than {fmt.upper()} allows"):
+            inspect(data, limits=limits)
+
+
+def test_limits_read_widths_and_formats_like_the_other_settings() -> None:
+    env = {"RENDITION_WIDTHS": "640,100,640", "OUTPUT_FORMATS": "webp, jpg"}
+    limits = Limits.from_env(env)
+    assert (limits.widths, limits.formats) == ((640, 100), ("webp", "jpeg"))
+    staging = {"STAGING_BUCKET": "staging"}
+    assert Limits.from_env({}).widths == RenditionSettings.from_env(staging).widths
+    assert Limits.from_env({}).formats == EncodeSettings.from_env({}).formats
+    assert Limits(1, 1, "") == Limits.from_env({"MAX_UPLOAD_BYTES": "1", "MAX_PIXELS": "1", "UPLOAD_PREFIX": ""})

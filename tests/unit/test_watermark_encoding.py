@@ -279,11 +279,77 @@ def test_webp_and_avif_keep_the_alpha(fmt: str, mode: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
-@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_encode_embeds_the_icc_profile(fmt: str, mode: str) -> None:
-    profile = images.srgb_profile()
+    profile = images.adobe_rgb_profile()
     out = images.reopen(encoding.encode(images.in_mode(mode, (64, 48)), fmt, ENCODE, profile))
     assert out.info["icc_profile"] == profile
+
+
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_jpeg_keeps_a_grey_profile_on_grey(mode: str) -> None:
+    profile = images.grey_profile()
+    out = images.reopen(encoding.encode(images.in_mode(mode, (64, 48)), "jpeg", ENCODE, profile))
+    assert (out.mode, out.info["icc_profile"]) == ("L", profile)
+
+
+@pytest.mark.parametrize("fmt", ["webp", "avif"])
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_grey_with_a_grey_profile_becomes_srgb_where_the_format_has_no_grey(fmt: str, mode: str) -> None:
+    """WebP and AVIF are written in colour: the grey profile's tones are converted to sRGB, and tagged so."""
+    source = images.in_mode(mode, (64, 48))
+    flat = images.grey_profile(gamma=1.0, description="Linear grey")
+    out = images.reopen(encoding.encode(source, fmt, ENCODE, flat))
+    assert out.info["icc_profile"] == imaging.srgb_profile()
+    assert out.mode == ("RGBA" if mode == "LA" else "RGB")
+    # Linear grey 64 (of 255) is sRGB grey 137: the tones moved as the profile says (lossy: near enough).
+    level = Image.new("L", (64, 48), 64)
+    moved = images.reopen(encoding.encode(level, fmt, ENCODE, flat)).convert("RGB")
+    assert images.near(images.mean(moved), (137, 137, 137), 4)
+    if mode == "LA":
+        assert images.mean(out.getchannel("A"), (0, 0, 20, 48))[0] <= 2  # the transparent third stays so
+
+
+#: sRGB as the pipeline makes it (LittleCMS stamps each profile it makes with the time).
+_PROFILES = {"grey": images.grey_profile(), "srgb": imaging.srgb_profile(), "garbage": b"not a profile" * 100}
+
+
+@pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
+@pytest.mark.parametrize(
+    ("mode", "profile", "embedded"),
+    [("RGB", "garbage", "srgb"), ("RGB", "grey", "srgb"), ("L", "srgb", None), ("L", "garbage", None)],
+)
+def test_encode_never_embeds_a_profile_that_does_not_describe_the_image(
+    fmt: str, mode: str, profile: str, embedded: str | None
+) -> None:
+    out = images.reopen(encoding.encode(images.in_mode(mode, (64, 48)), fmt, ENCODE, _PROFILES[profile]))
+    assert (out.info.get("icc_profile") or None) == (_PROFILES[embedded] if embedded else None)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "side", "pixels"), [("jpeg", 65_500, None), ("webp", 16_383, None), ("avif", 32_768, 16_384 * 16_384)]
+)
+def test_size_limits(fmt: str, side: int, pixels: int | None) -> None:
+    assert encoding.SIZE_LIMITS[fmt] == (side, pixels)
+    assert encoding.fits(fmt, 1, side)
+    assert encoding.fits(fmt, side, 1)
+    assert not encoding.fits(fmt, 1, side + 1)
+    assert not encoding.fits(fmt, side + 1, 1)
+    if pixels:
+        assert not encoding.fits(fmt, pixels // side + 1, side)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size"), [("jpeg", (1, 65_500)), ("webp", (16_383, 1)), ("webp", (1, 16_383)), ("avif", (1, 32_768))]
+)
+def test_the_size_limits_are_the_encoders_and_decoders(fmt: str, size: tuple[int, int]) -> None:
+    """At the limit, the output encodes and reads back; one pixel more, it does not."""
+    out = images.reopen(encoding.encode(Image.new("RGB", size, (200, 100, 50)), fmt, ENCODE, None))
+    assert out.size == size
+    out.load()
+    larger = (size[0] + 1, size[1]) if size[0] > 1 else (size[0], size[1] + 1)
+    with pytest.raises((OSError, ValueError, RuntimeError)):
+        images.reopen(encoding.encode(Image.new("RGB", larger, (200, 100, 50)), fmt, ENCODE, None)).load()
 
 
 @pytest.fixture(scope="module")

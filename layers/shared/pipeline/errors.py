@@ -41,7 +41,7 @@ class TooManyPixels(ValidationError):
 
 
 class UnsupportedDimensions(ValidationError):
-    """A rendition would not fit an output format's limits (JPEG 65,500 px a side, WebP 16,383, AVIF 65,536)."""
+    """A rendition would not fit an output format's limits (``encoding.SIZE_LIMITS``: JPEG 65,500 px a side)."""
 
 
 class SourceMissing(ValidationError):

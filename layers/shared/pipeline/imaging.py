@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from PIL import Image, ImageCms, ImageFile
+from PIL import ExifTags, Image, ImageCms, ImageFile, TiffImagePlugin
 
-from pipeline import codecs
+from pipeline import codecs, formats
 from pipeline.errors import CorruptImage, TooManyPixels
 
 #: Orientations (EXIF tag 274) that swap width and height when applied.
@@ -51,29 +54,174 @@ def scaled_height(width: int, height: int, new_width: int) -> int:
     return max(1, round(height * new_width / width))
 
 
+#: The most scans a JPEG may have. Each scan of a progressive JPEG is another pass over the image's
+#: coefficients, so a small file of empty scans (a 3.9 MB greyscale 7000x7000 JPEG with 40,000 of them)
+#: holds a decoder for minutes. libjpeg-turbo leaves the limit to the application (TurboJPEG's
+#: TJPARAM_SCANLIMIT, off by default, "to guard against an exploit of the progressive JPEG format");
+#: its own fuzzers and tjbench's -limitscans use 500. Encoders write far fewer: libjpeg's standard
+#: progression has 10 scans for colour and 6 for grey, a baseline JPEG one per component at most
+#: (4). 100 leaves ten times the scans of any of them, and bounds a decode at the pixel limit to
+#: 100 passes (a few seconds) where 500 would allow half a minute.
+MAX_JPEG_SCANS: Final = 100
+#: The largest ICC profile carried into the renditions. Display and camera RGB profiles are matrix
+#: and curve profiles of a few hundred bytes to a few KB (sRGB IEC61966-2.1: 3,144 bytes; Adobe RGB
+#: (1998): 560), and even LUT-based RGB profiles stay well below 1 MiB. The profile is copied into
+#: every output (a 320 px JPEG is about 20 KB), so a larger one is not worth carrying, and is
+#: replaced like an invalid one.
+MAX_ICC_BYTES: Final = 1024 * 1024
+#: What Pillow and the decoders of ``codecs`` raise on data they cannot decode. Pillow's plugins raise
+#: more than OSError: struct and zlib errors, IndexError and TypeError from fields that lie, EOFError.
+DECODE_ERRORS: Final = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ArithmeticError,
+    RuntimeError,
+    ImageCms.PyCMSError,
+)
+#: The colour space (ICC header) that describes each working mode.
+_PROFILE_SPACE: Final = {"L": "GRAY", "LA": "GRAY", "RGB": "RGB ", "RGBA": "RGB ", "RGBX": "RGB "}
+#: ICC classes that describe a device's (or a colour space's) colours, as an embedded profile must.
+_DEVICE_CLASSES: Final = frozenset({"scnr", "mntr", "prtr", "spac"})
+
+
 @cache
 def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+@cache
+def srgb_cms_profile() -> ImageCms.ImageCmsProfile:
+    """``srgb_profile()`` as LittleCMS reads it, for transforms."""
+    return ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
+
+
+def reason(exc: BaseException) -> str:
+    """An exception as one line for an error message: its first line, or its type when it has no text."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Open (lazily) with the pixel limit enforced.
+    """Open (lazily) with the pixel limit enforced, with the reader of the format sniffed from the bytes.
 
     The limit is ``max_pixels`` (checked below, before any pixel is decoded), as in
     ``inspection.inspect``: Pillow's own warning threshold is ignored so that an image
     the validate step accepted is not rejected here.
     """
+    fmt = formats.sniff(data)
+    if fmt is None:
+        raise CorruptImage(f"the content is {formats.describe_other(data)}, not an image the pipeline reads")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=[fmt])
         except Image.DecompressionBombError as exc:
-            raise TooManyPixels(str(exc)) from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise CorruptImage(f"the image cannot be read: {exc}") from None
+            raise TooManyPixels(str(exc)) from exc
+        except DECODE_ERRORS as exc:
+            raise CorruptImage(f"the {fmt} header cannot be read: {reason(exc)}") from exc
     if img.width * img.height > max_pixels:
         raise TooManyPixels(f"{img.width}x{img.height} exceeds {max_pixels} pixels")
     return img
+
+
+def count_frames(data: bytes, fmt: str) -> int:
+    """The true number of frames (pages) of an image, from the whole object; ``fmt`` as sniffed.
+
+    Multi-page and animated images (GIF, APNG, WebP, TIFF, AVIF sequences) are processed from their
+    first frame only; this is how many there are. It reads the container only (no pixel is decoded):
+    GIF image descriptors, the IFD chain of a TIFF, an APNG's frame controls, a WebP's ANMF chunks,
+    the samples of an AVIF sequence's image track. A JPEG is one frame, whatever an MPO carries after
+    it. Never raises; at least 1; damaged data gives the frames found before the damage.
+    """
+    return formats.frame_count(data, fmt)
+
+
+def check_jpeg_scans(data: bytes) -> None:
+    """Refuse a JPEG with more than MAX_JPEG_SCANS scans, from its marker structure, before any decode.
+
+    ``data`` may be a head of the object only: its scans are then a lower bound, still enough to refuse.
+    """
+    scans = formats.jpeg_scan_count(data, stop_after=MAX_JPEG_SCANS)
+    if scans > MAX_JPEG_SCANS:
+        raise CorruptImage(f"the JPEG has more than {MAX_JPEG_SCANS} scans (a decoder would pass over it each time)")
+
+
+_XMP_ORIENTATION: Final = re.compile(rb'tiff:Orientation(?:="|>)([1-8])')
+
+
+def header_exif(img: Image.Image) -> Image.Exif:
+    """The EXIF of an opened image as far as its header gives it, without decoding a pixel.
+
+    The block Pillow leaves in ``img.info["exif"]`` for JPEG, WebP, AVIF and a PNG's eXIf chunk before
+    the pixel data (or a PNG's raw EXIF text before it); a TIFF's own tags. An orientation in XMP counts
+    where EXIF has none, as with ``Image.getexif()``, which is not called for PNG: it loads the whole
+    image to look for an eXIf chunk after the pixels. Metadata after a PNG's pixels is therefore not
+    read, here and in ``decode`` alike. A broken block gives an empty (or partial) EXIF, never an error:
+    metadata does not make an image unreadable.
+    """
+    exif = Image.Exif()
+    try:
+        if isinstance(img, TiffImagePlugin.TiffImageFile):
+            exif = img.getexif()  # the IFD tags read with the header
+        else:
+            raw = img.info.get("exif")
+            text = img.info.get("Raw profile type exif")
+            if raw is None and isinstance(text, str):
+                raw = bytes.fromhex("".join(text.split("\n")[3:]))
+            if isinstance(raw, bytes):
+                exif.load(raw)
+        if ExifTags.Base.Orientation not in exif:
+            xmp = img.info.get("XML:com.adobe.xmp") or img.info.get("xmp")
+            found = _XMP_ORIENTATION.search(xmp.encode() if isinstance(xmp, str) else xmp or b"")
+            if found:
+                exif[ExifTags.Base.Orientation] = int(found[1])
+    except Exception:  # noqa: BLE001 - a broken EXIF block means no EXIF, not a broken image
+        return Image.Exif()
+    return exif
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8) from the header (``header_exif``); 1 where there is none or it is invalid."""
+    try:
+        value = header_exif(img).get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - see header_exif
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def usable_icc(icc: bytes | None, mode: str) -> bytes | None:
+    """The ICC profile to carry into renditions of an image in ``mode`` (L, LA, RGB, RGBA or RGBX).
+
+    A profile is kept byte for byte when it is at most MAX_ICC_BYTES, LittleCMS reads it, it is a
+    device or colour-space profile (not a device link or an abstract profile) of the colour space of
+    ``mode`` (GRAY for L and LA, RGB otherwise), and a transform to sRGB can be built from it. Any
+    other is replaced, so that no arbitrary bytes reach an output: by sRGB for a colour image (what
+    viewers assume for an image whose profile they cannot use), by none for a grey one (an untagged
+    grey image is shown in sRGB's tones). None (untagged) stays None; an image in any other mode gets
+    no profile.
+    """
+    space = _PROFILE_SPACE.get(mode)
+    if not icc or space is None:
+        return None
+    replacement = srgb_profile() if space == "RGB " else None
+    if len(icc) > MAX_ICC_BYTES:
+        return replacement
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        header = profile.profile
+        if header.xcolor_space != space or header.device_class not in _DEVICE_CLASSES:
+            return replacement
+        ImageCms.buildTransform(profile, srgb_cms_profile(), "L" if space == "GRAY" else "RGB", "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return replacement
+    return icc
 
 
 def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Image, bytes | None]:
@@ -81,13 +229,30 @@ def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Imag
     with ``DCT_MARGIN`` to spare, any other image whole.
 
     ``img`` is ``open_image(data, ...)``. The faster decoders of ``codecs`` decode where they apply,
-    Pillow everywhere else. Applies the EXIF orientation, normalises the colour mode and returns the
-    image with the ICC profile that describes its pixels (None for untagged images).
+    Pillow everywhere else. Applies the EXIF orientation (``header_exif``'s, which validate reported),
+    normalises the colour mode and returns the image with the ICC profile for its renditions
+    (``usable_icc``; None for untagged images). A JPEG with more than MAX_JPEG_SCANS scans is refused
+    before any decode. Whatever a decoder raises on bad data becomes CorruptImage, raised from it.
     """
     fmt = img.format
-    # PNG's getexif() loads the pixels; JPEG's and WebP's read the header only.
-    orientation = _orientation(img) if fmt in ("JPEG", "MPO", "WEBP") else 1
+    if fmt in ("JPEG", "MPO"):
+        check_jpeg_scans(data)
+    orientation = exif_orientation(img)
     icc = img.info.get("icc_profile") or None
+    try:
+        decoded, orientation = _decode_pixels(img, data, target_width, orientation)
+        out, icc = _normalise_mode(decoded, icc)
+        out = _apply_orientation(out, orientation)
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from exc
+    except DECODE_ERRORS as exc:
+        raise CorruptImage(f"the {fmt} data cannot be decoded: {reason(exc)}") from exc
+    return out, usable_icc(icc, out.mode)
+
+
+def _decode_pixels(img: Image.Image, data: bytes, target_width: int, orientation: int) -> tuple[Image.Image, int]:
+    """The first frame's pixels, and the orientation still to apply to them."""
+    fmt = img.format
     pixels = None
     if fmt in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
         # The size to decode at, in the stored (not yet rotated) orientation.
@@ -101,23 +266,16 @@ def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Imag
             img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else None, (want_w, want_h))
     elif fmt == "PNG" and _spng_decodes(img, data):
         pixels = codecs.png(data, img.mode)
-        orientation = _orientation(img) if "exif" in img.info else 1  # getexif() would load otherwise
     elif fmt == "WEBP" and img.mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
         pixels = codecs.webp(data)
-    if pixels is None:
-        try:
-            img.seek(0)
-            img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise CorruptImage(f"the {fmt} data cannot be decoded: {exc}") from None
-        # Some readers (Pillow's TIFF reader) apply the orientation themselves while loading and
-        # drop the tag: read it again so that it is applied exactly once.
-        orientation = _orientation(img)
-        decoded = img
-    else:
-        decoded = _image(pixels, img.mode)
-    out, icc = _normalise_mode(decoded, icc)
-    return _apply_orientation(out, orientation), icc
+    if pixels is not None:
+        return _image(pixels, img.mode), orientation
+    img.seek(0)
+    img.load()
+    if fmt == "TIFF":
+        # Pillow's TIFF reader applies the orientation itself while loading, and drops the tag.
+        orientation = exif_orientation(img)
+    return img, orientation
 
 
 def _image(pixels: codecs.Pixels, mode: str) -> Image.Image:
@@ -128,17 +286,12 @@ def _image(pixels: codecs.Pixels, mode: str) -> Image.Image:
     return Image.frombuffer(raw, (width, height), pixels, "raw", raw, 0, 1)
 
 
-#: PNG text keys that carry an orientation Pillow reads only by loading the image when there is no eXIf.
-_PNG_ORIENTATION_TEXT: Final = ("XML:com.adobe.xmp", "xmp", "Raw profile type exif")
-
-
 def _spng_decodes(img: Image.Image, data: bytes) -> bool:
-    """Whether libspng decodes this PNG to the samples, orientation and verdict Pillow would give.
+    """Whether libspng decodes this PNG to the samples and verdict Pillow would give.
 
     Not for palette, 1-, 2-, 4- or 16-bit PNGs (the raw mode names the depth: "RGB;16B"), nor
     animated ones; nor where chunks other than IEND follow the pixel data, which Pillow reads (and
-    may refuse: an oversized text chunk) only while loading, an eXIf among them; nor where an
-    orientation can come from XMP or a raw EXIF text without an eXIf chunk before the pixels.
+    may refuse: an oversized text chunk) only while loading.
     """
     tiles = img.tile if isinstance(img, ImageFile.ImageFile) else []
     tile = tiles[0] if len(tiles) == 1 else None
@@ -147,7 +300,6 @@ def _spng_decodes(img: Image.Image, data: bytes) -> bool:
         and tile is not None
         and tile.args == img.mode
         and getattr(img, "n_frames", 1) == 1
-        and ("exif" in img.info or not any(key in img.info for key in _PNG_ORIENTATION_TEXT))
         and _png_chunks_after_pixels(data) <= {b"IEND"}
     )
 
@@ -167,14 +319,6 @@ def _png_chunks_after_pixels(data: bytes) -> set[bytes]:
             break
         at += 12 + length
     return after
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        value = img.getexif().get(274, 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block means no orientation, not a broken image
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 _ORIENTATION_OPS: dict[int, tuple[Image.Transpose, ...]] = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import ClassVar, Final
 
 from pipeline.errors import ConfigurationError
 
@@ -88,11 +88,18 @@ def parse_formats(raw: str, name: str = "OUTPUT_FORMATS") -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What the validate step accepts."""
+    """What the validate step accepts: the upload's size and pixels, and renditions (``widths``, in
+    every one of ``formats``) that fit the output formats."""
+
+    #: The defaults of RENDITION_WIDTHS and OUTPUT_FORMATS.
+    DEFAULT_WIDTHS: ClassVar[str] = "2048,1024,320"
+    DEFAULT_FORMATS: ClassVar[str] = "jpeg"
 
     max_upload_bytes: int
     max_pixels: int
     upload_prefix: str
+    widths: tuple[int, ...] = field(default=parse_widths(DEFAULT_WIDTHS))
+    formats: tuple[str, ...] = field(default=parse_formats(DEFAULT_FORMATS))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Limits:
@@ -100,6 +107,8 @@ class Limits:
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 50 * 1024 * 1024, 1, 5 * 1024**3),
             max_pixels=_int(env, "MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
+            widths=parse_widths(_get(env, "RENDITION_WIDTHS", cls.DEFAULT_WIDTHS)),
+            formats=parse_formats(_get(env, "OUTPUT_FORMATS", cls.DEFAULT_FORMATS)),
         )
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import destination, keys, messages
-from pipeline.errors import CorruptImage, SourceMissing, ValidationError
+from pipeline.errors import SourceMissing, ValidationError
 from pipeline.events import (
     CleanupEvent,
     NotifyEvent,
@@ -130,7 +130,7 @@ def _pin(bucket: str, key: str, head: dict[str, Any]) -> ObjectRef:
 
 
 def _inspect(source: ObjectRef, limits: Limits, s3: S3Store) -> ImageInfo:
-    """Format, size and metadata from the header, read in ranges of at most ``MAX_HEADER_BYTES``."""
+    """Format, size and metadata from the header, read in growing ranges bounded by ``MAX_HEADER_BYTES``."""
     from pipeline import inspection  # Pillow, imported by the steps that read images only
 
     size = source["size"]
@@ -143,12 +143,10 @@ def _inspect(source: ObjectRef, limits: Limits, s3: S3Store) -> ImageInfo:
     while True:
         try:
             return inspection.inspect(head_bytes, tail, size, limits)
-        except inspection.NeedMoreBytes:
-            # A header larger than the first read (big EXIF or ICC blocks): read 16x more, up to the bound.
-            more = min(size, read * 16, inspection.MAX_HEADER_BYTES)
-            if more <= read:
-                raise CorruptImage(f"the header does not end within the first {read} bytes") from None
-            read = more
+        except inspection.NeedMoreBytes as need:
+            # A header larger than the first read (big EXIF or ICC blocks): inspection names how much to read,
+            # never more than MAX_HEADER_BYTES (WebP and AVIF whole, bounded by MAX_UPLOAD_BYTES).
+            read = need.wanted
             head_bytes = s3.read_version(source, f"bytes=0-{read - 1}")
 
 
@@ -166,6 +164,7 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
     data = s3.read_version(source)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=len(data))
     widths = imaging.plan_widths(display_width(image), settings.widths)
+    image = {**image, "frames": imaging.count_frames(data, image["format"])}
     with imaging.open_image(data, settings.max_pixels) as img:
         decoded, icc = imaging.decode(img, widths[0], data)
     del data
