@@ -13,9 +13,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from localcloud.bench import PARTS
-from localcloud.cloud import LocalCloud, LocalCloudError, Stack
+from localcloud.cloud import REGION, LocalCloud, LocalCloudError, Stack
 from localcloud.runner import InputError, Result, input_files, process
 from localcloud.sam import ROOT, TemplateError
 
@@ -139,6 +140,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _print_whole(table: Table) -> None:
+    """Print the table on stdout with every cell on one line, whole: as wide as its widest row needs,
+    also when stdout is no terminal (rich then assumes 80 columns and would cut values short)."""
+    console = Console()
+    needed = console.measure(table, options=console.options.update_width(1 << 20)).maximum
+    if needed > console.width:
+        console = Console(width=needed)
+    console.print(table)
+
+
+def _serve_table(cloud: LocalCloud, stack: Stack, urls: dict[str, str]) -> Table:
+    table = Table(title=f"imgpipe local cloud on {cloud.endpoint}", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ignore")
+    for name, url in urls.items():
+        table.add_row(name, Text(url))
+    for key, value in sorted(stack.outputs.items()):
+        table.add_row(key, Text(value))
+    return table
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     # Both stop it cleanly, also when started in the background (where SIGINT arrives ignored).
@@ -150,17 +172,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with LocalCloud(host=args.host, port=args.port, report=show, time_scale=args.time_scale) as cloud:
         stack = cloud.deploy(_parameters(args.parameter))
-        table = Table(title=f"imgpipe local cloud on {cloud.endpoint}", show_header=False)
-        table.add_row("endpoint", cloud.endpoint)
-        for key, value in sorted(stack.outputs.items()):
-            table.add_row(key, value)
-        Console().print(table)
-        Console().print(
-            f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg s3://{stack.source_bucket}/{stack.upload_prefix}"
-        )
-        Console().print("Ctrl-C stops it.")
+        urls = cloud.urls()
+        if args.json:
+            ready = {"endpointUrl": cloud.endpoint, "region": REGION, "outputs": stack.outputs, "urls": urls}
+            print(json.dumps(ready), flush=True)
+            show("Ctrl-C stops it.")
+        else:
+            _print_whole(_serve_table(cloud, stack, urls))
+            out = Console(soft_wrap=True, highlight=False)
+            target = f"s3://{stack.source_bucket}/{stack.upload_prefix}"
+            out.print(f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg {target}", markup=False)
+            out.print("Ctrl-C stops it.")
         while not stop.wait(0.5):
             pass
+        show("stopping")
     err.print("stopped")
     return EXIT_OK
 
@@ -234,6 +259,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=4566)
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="once ready, print one JSON object on stdout: endpointUrl, region, outputs, urls",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

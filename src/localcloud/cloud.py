@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
@@ -34,7 +35,7 @@ from botocore.config import Config
 
 from localcloud import mock_config as mock_configuration
 from localcloud import moto_patches, sam
-from localcloud.lambda_runtime import FunctionSpec, Invocation, WorkerPool
+from localcloud.lambda_runtime import FunctionSpec, Invocation, PoolClosedError, WorkerPool
 
 ACCOUNT: Final = "123456789012"
 REGION: Final = "us-east-1"
@@ -43,6 +44,12 @@ ARTIFACTS_BUCKET: Final = "imgpipe-artifacts"
 _CLIENT_CONFIG: Final = Config(
     retries={"mode": "standard", "max_attempts": 3}, read_timeout=900, s3={"payload_signing_enabled": False}
 )
+#: How long stop() lets the functions running for aborted executions finish before it stops the workers.
+STOP_GRACE_S: Final = 5.0
+#: How long stop() waits for the executions it aborted to end.
+STOP_TIMEOUT_S: Final = 30.0
+#: The error of an invocation that arrives while the local cloud stops (no Retry of the template names it).
+STOPPING_ERROR: Final = "LocalCloud.Stopping"
 
 
 #: The SDKs' flexible checksums (a CRC32 over every S3 body, sent and verified) guard data crossing a
@@ -180,7 +187,10 @@ class LocalCloud:
         self.time_scale = time_scale
         #: Executions started by events at once (0: no limit); see _wait_for_capacity.
         self._max_running = max_running if max_running is not None else 2 * self.concurrency
-        self._deliveries_stopping = False
+        #: Set once stop() begins: no event is delivered, no execution started and no worker pool made after it.
+        self._stopping = threading.Event()
+        #: Where this cloud's threads start in moto's list of the interpreter's threads (it only grows).
+        self._threads_from = 0
         # Like Step Functions Local, SFN_MOCK_CONFIG names the mock configuration file.
         mock_path = mock_config or (Path(os.environ["SFN_MOCK_CONFIG"]) if os.environ.get("SFN_MOCK_CONFIG") else None)
         self.mock_config = mock_configuration.load(mock_path) if mock_path else None
@@ -201,8 +211,21 @@ class LocalCloud:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def urls(self) -> dict[str, str]:
+        """Every URL the running server offers, by name: the service endpoint and moto's dashboard."""
+        found = {"endpoint": self.endpoint}
+        dashboard = f"{self.endpoint}/moto-api/"
+        try:
+            with urllib.request.urlopen(dashboard, timeout=5) as reply:  # noqa: S310 - our own http endpoint
+                if reply.status == 200:
+                    found["dashboard"] = dashboard
+        except OSError:
+            pass
+        return found
+
     def start(self) -> LocalCloud:
         from moto.server import ThreadedMotoServer
+        from moto.stepfunctions.parser.utils import TMP_THREADS
 
         with LocalCloud._running_lock:
             if LocalCloud._running is not None:
@@ -224,6 +247,7 @@ class LocalCloud:
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value
         moto_patches.apply(self, time_scale=self.time_scale, mock_config=self.mock_config)
+        self._threads_from = len(TMP_THREADS)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         try:
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
@@ -238,16 +262,24 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
-        self._deliveries_stopping = True
+        """Stop delivering events, starting executions and making workers; abort the running executions
+        (each ends after the state it is in; its functions get STOP_GRACE_S to finish), stop the workers and
+        the server, and wait for every execution thread to end: nothing of the cloud runs after this."""
+        self._stopping.set()
         self._deliveries.shutdown(wait=True, cancel_futures=True)
+        moto_patches.end_waits()  # an aborted execution's task that failed does not sleep out its Retry interval
+        self._end_executions(time.monotonic() + STOP_GRACE_S, report=False)
         with self._pools_lock:
             pools, self._pools = [*self._pools.values(), *self._retired], {}
             self._retired = []
         for pool in pools:
-            pool.close()
+            pool.close()  # invocations in flight end; later ones are answered STOPPING_ERROR
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        self._end_executions(deadline)
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._end_executions(deadline)  # any started by a request that arrived meanwhile
         moto_patches.remove()
         for name, value in self._saved_env.items():
             if value is None:
@@ -308,8 +340,17 @@ class LocalCloud:
     # -- moto_patches.Runtime ----------------------------------------------------------------
 
     def invoke(self, function: Any, payload: bytes) -> tuple[bytes, str | None]:
-        pool = self._pool_for(function)
-        invocation = pool.invoke(payload, fault=self._take_fault(function.function_name))
+        try:
+            pool = self._pool_for(function)
+            invocation = pool.invoke(payload, fault=self._take_fault(function.function_name))
+        except PoolClosedError:
+            if not self._stopping.is_set():
+                raise
+            error = {
+                "errorType": STOPPING_ERROR,
+                "errorMessage": f"{function.function_name}: the local cloud is stopping",
+            }
+            return json.dumps(error).encode(), STOPPING_ERROR
         return invocation.payload, invocation.error_type
 
     # -- fault injection -------------------------------------------------------------------------
@@ -339,7 +380,14 @@ class LocalCloud:
         return None
 
     def deliver(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
-        self._deliveries.submit(self._deliver, rule, target, event)
+        """Queue the event for the target; once the cloud stops, events are dropped (none will be delivered)."""
+        if self._stopping.is_set():
+            return
+        try:
+            self._deliveries.submit(self._deliver, rule, target, event)
+        except RuntimeError:  # the executor shut down since the check: the cloud is stopping
+            if not self._stopping.is_set():
+                raise
 
     # -- Lambda ---------------------------------------------------------------------------------
 
@@ -352,6 +400,8 @@ class LocalCloud:
         )
         key = f"{function.function_arn}@{config}"
         with self._pools_lock:
+            if self._stopping.is_set():
+                raise PoolClosedError(f"function {function.function_name}: the local cloud is stopping")
             pool = self._pools.get(key)
             stale = [k for k in self._pools if k.startswith(f"{function.function_arn}@") and k != key]
             for old_key in stale:
@@ -436,6 +486,8 @@ class LocalCloud:
                 arn = target["Arn"]
                 backend = stepfunctions_parser_backends[arn.split(":")[4]][arn.split(":")[3]]
                 self._wait_for_capacity(backend, arn)
+                if self._stopping.is_set():
+                    return  # dropped: the cloud stops
                 # EventBridge names the executions it starts with a UUID.
                 backend.start_execution(arn, str(uuid.uuid4()), execution_input=payload)
                 return
@@ -445,7 +497,8 @@ class LocalCloud:
             # The event's age is counted in the cloud's (scaled) time, like its sleeps.
             if attempts > max_retries or (time.monotonic() - started) / self.time_scale + delay > max_age:
                 break
-            time.sleep(delay * self.time_scale)
+            if self._stopping.wait(delay * self.time_scale):
+                return  # dropped: the cloud stops
         self._dead_letter(rule, target, payload, error, attempts)
 
     def _wait_for_capacity(self, backend: Any, arn: str) -> None:
@@ -457,7 +510,7 @@ class LocalCloud:
         expire: an artefact of the machine, not of the workflow. So deliveries wait while more than
         ``max_running`` executions run; the delay shows up as event-to-start latency instead.
         """
-        while self._max_running and not self._deliveries_stopping:
+        while self._max_running and not self._stopping.is_set():
             try:
                 machine = backend.describe_state_machine(arn)
             except Exception:  # noqa: BLE001 - a missing target fails in start_execution, with its own error
@@ -466,6 +519,39 @@ class LocalCloud:
             if running < self._max_running:
                 return
             time.sleep(0.02)
+
+    def _running_executions(self) -> list[Any]:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        running: list[Any] = []
+        for regions in list(stepfunctions_parser_backends.values()):
+            for backend in list(regions.values()):
+                for machine in list(backend.state_machines):
+                    executions: list[Any] = list(machine.executions)  # the executing backend's, with exec_status
+                    running += [e for e in executions if getattr(e.exec_status, "value", e.exec_status) == "RUNNING"]
+        return running
+
+    def _abort_executions(self) -> int:
+        """Abort every running execution (it ends after the state it is in); how many still run."""
+        running = self._running_executions()
+        for execution in running:
+            worker = execution.exec_worker
+            if worker is not None and getattr(worker, "env", None) is not None:  # env: made on the worker's thread
+                worker.stop(stop_date=datetime.now(UTC), error=STOPPING_ERROR, cause="the local cloud stopped")
+        return len(running)
+
+    def _end_executions(self, deadline: float, *, report: bool = True) -> bool:
+        """Abort the running executions and wait, until ``deadline``, for them and their threads to end.
+        Whether they did (if not and ``report``, a line on stderr says so)."""
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        while self._abort_executions() or any(thread.is_alive() for thread in TMP_THREADS[self._threads_from :]):
+            if time.monotonic() > deadline:
+                if report:
+                    print("local cloud: executions still running after stop; abandoned", file=sys.stderr)
+                return False
+            time.sleep(0.02)
+        return True
 
     def _dead_letter(self, rule: Any, target: dict[str, Any], payload: str, error: str, attempts: int) -> None:
         dlq_arn = (target.get("DeadLetterConfig") or {}).get("Arn")

@@ -16,6 +16,8 @@ import time
 import urllib.parse
 import uuid
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -32,7 +34,9 @@ from moto.core.config import default_user_config
 from moto.events.models import Rule
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import notifications as s3_notifications
-from moto.s3.models import FakeBucket
+from moto.s3.exceptions import MissingKey
+from moto.s3.models import FakeBucket, FakeKey, S3Backend
+from moto.s3.responses import S3Response
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -47,6 +51,7 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from werkzeug.datastructures import Headers
 
 MOTO_VERSION = "5.2.5"
 
@@ -81,6 +86,11 @@ class _Originals:
     boto_client_for: dict[str, Any]
     backend_for_host: Any
     evaluation_entrypoint: Any
+    s3_response_put_object: Any
+    s3_response_delete_object: Any
+    s3_backend_put_object: Any
+    s3_backend_delete_object: Any
+    complete_multipart_upload: Any
 
 
 @dataclass
@@ -299,7 +309,7 @@ def _function_from_cfn(
 
 
 class _ScaledClock:
-    """Stands in for the ``time`` module in moto's retrier: sleeps ``scale`` times as long."""
+    """Stands in for the ``time`` module in moto's retrier: sleeps ``scale`` times as long, or until ``end_waits()``."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -307,7 +317,19 @@ class _ScaledClock:
     def sleep(self, seconds: float) -> None:
         with _lock:
             _state.retry_waits.append(seconds)
-        time.sleep(seconds * _state.time_scale)
+        _waits_ended.wait(seconds * _state.time_scale)
+
+
+#: Set by end_waits(): Retry intervals end at once (the executions are being stopped).
+_waits_ended = threading.Event()
+
+
+def end_waits() -> None:
+    """End every Retry interval now and skip the ones to come, until the patches are applied again.
+
+    An aborted execution whose task failed still sleeps out its Retry interval before it sees that it
+    was stopped; the local cloud calls this when it stops, so that its executions end without delay."""
+    _waits_ended.set()
 
 
 def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
@@ -680,6 +702,114 @@ def _evaluation_entrypoint(self: ExecutionWorker) -> EvalComponent:
         return _parsed_program(self._evaluation_details.state_machine_details.definition)
 
 
+# -- 17. Conditional writes and deletes are atomic ---------------------------------------------
+
+
+class _KeyLocks:
+    """One reentrant lock per object (account, bucket, key), kept while anyone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str, str], tuple[threading.RLock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: tuple[str, str, str]) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key) or (threading.RLock(), 0)
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
+
+
+_key_locks = _KeyLocks()
+
+
+def _requested_object(response: S3Response) -> tuple[str, str, str]:
+    return (response.backend.account_id, response.bucket_name, response.parse_key_name())
+
+
+def _s3_response_put_object(self: S3Response) -> Any:
+    """moto 5.2.5 checks PutObject's If-Match and If-None-Match, then writes, with nothing between the
+    two: two requests that read the same ETag can both pass the check and both write, where S3 lets
+    one of them through and fails the other (412 PreconditionFailed, or 409 ConditionalRequestConflict
+    while the first is in flight). Here the check and the write hold the object's lock, which every
+    write and delete of that object takes (the backend's put_object and delete_object, so also copies
+    and completed multipart uploads): the second request is checked against what the first wrote."""
+    with _key_locks.hold(_requested_object(self)):
+        return _originals().s3_response_put_object(self)
+
+
+def _s3_response_delete_object(self: S3Response) -> Any:
+    """DeleteObject's If-Match check and the delete, under the object's lock (see _s3_response_put_object)."""
+    with _key_locks.hold(_requested_object(self)):
+        return _delete_if_match_any(self)
+
+
+def _s3_backend_put_object(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> FakeKey:
+    with _key_locks.hold((self.account_id, bucket_name, key_name)):
+        key: FakeKey = _originals().s3_backend_put_object(self, bucket_name, key_name, *args, **kwargs)
+        return key
+
+
+def _s3_backend_delete_object(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+    with _key_locks.hold((self.account_id, bucket_name, key_name)):
+        return _originals().s3_backend_delete_object(self, bucket_name, key_name, *args, **kwargs)
+
+
+# -- 18. DeleteObject with If-Match: * ----------------------------------------------------------
+
+
+def _delete_if_match_any(self: S3Response) -> Any:
+    """moto 5.2.5 compares ``If-Match: *`` with the object's ETag and answers 412 PreconditionFailed;
+    S3 takes ``*`` for any ETag: DeleteObject deletes the object (404 NoSuchKey when there is none)."""
+    if self.headers.get("If-Match") != "*":
+        return _originals().s3_response_delete_object(self)
+    if self.backend.get_object(self.bucket_name, self.parse_key_name()) is None:
+        raise MissingKey
+    headers = self.headers
+    self.headers = Headers([(name, value) for name, value in headers.items() if name.lower() != "if-match"])
+    try:
+        return _originals().s3_response_delete_object(self)
+    finally:
+        self.headers = headers
+
+
+# -- 19. A completed multipart upload is one Object Created event -------------------------------
+
+
+class _QuietPuts:
+    """An S3 backend whose put_object sends no event; everything else is the backend's own."""
+
+    def __init__(self, backend: S3Backend) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def put_object(self, *args: Any, **kwargs: Any) -> FakeKey:
+        return self._backend.put_object(*args, **{**kwargs, "disable_notification": True})
+
+
+def _complete_multipart_upload(self: S3Backend, bucket_name: str, multipart_id: str, body: Any) -> FakeKey | None:
+    """moto 5.2.5 sends two Object Created events for a completed multipart upload: one for the
+    put_object it makes inside (reason PutObject), then its own (reason CompleteMultipartUpload).
+    S3 sends one, with reason CompleteMultipartUpload. Here the inner put sends nothing."""
+    key: FakeKey | None = _originals().complete_multipart_upload(_QuietPuts(self), bucket_name, multipart_id, body)
+    return key
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -699,6 +829,9 @@ PATCHES: dict[str, str] = {
     "sfn_task_clients_reused": "boto_client.boto_client_for, and each BOTO_CLIENT_USERS module's import of it",
     "dispatch_backend_lookup_cached": "DomainDispatcherApplication.get_backend_for_host",
     "sfn_definition_parsed_once": "ExecutionWorker._get_evaluation_entrypoint",
+    "s3_conditional_writes_atomic": "S3Response.put_object and delete_object, S3Backend.put_object and delete_object",
+    "s3_delete_if_match_any": "S3Response.delete_object (inside the object's lock of s3_conditional_writes_atomic)",
+    "s3_multipart_one_created_event": "S3Backend.complete_multipart_upload",
 }
 
 
@@ -717,6 +850,7 @@ def apply(
         _state.time_scale = time_scale
         _state.mock_config = mock_config
         _state.retry_waits.clear()
+        _waits_ended.clear()
         config: Any = default_user_config.setdefault("stepfunctions", {})
         if _state.saved_sfn_config is None:
             _state.saved_sfn_config = dict(config)
@@ -745,6 +879,11 @@ def apply(
             },
             backend_for_host=DomainDispatcherApplication.get_backend_for_host,
             evaluation_entrypoint=ExecutionWorker._get_evaluation_entrypoint,
+            s3_response_put_object=S3Response.put_object,
+            s3_response_delete_object=S3Response.delete_object,
+            s3_backend_put_object=S3Backend.put_object,
+            s3_backend_delete_object=S3Backend.delete_object,
+            complete_multipart_upload=S3Backend.complete_multipart_upload,
         )
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cfn)  # type: ignore[assignment,method-assign]
         FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[assignment,method-assign]
@@ -766,6 +905,11 @@ def apply(
             setattr(importlib.import_module(name), "boto_client_for", _boto_client_for)  # noqa: B010 - its own import
         DomainDispatcherApplication.get_backend_for_host = _backend_for_host  # type: ignore[method-assign]
         ExecutionWorker._get_evaluation_entrypoint = _evaluation_entrypoint  # type: ignore[method-assign]
+        S3Response.put_object = _s3_response_put_object  # type: ignore[method-assign]
+        S3Response.delete_object = _s3_response_delete_object  # type: ignore[method-assign]
+        S3Backend.put_object = _s3_backend_put_object  # type: ignore[method-assign]
+        S3Backend.delete_object = _s3_backend_delete_object  # type: ignore[method-assign]
+        S3Backend.complete_multipart_upload = _complete_multipart_upload  # type: ignore[method-assign]
 
 
 def remove() -> None:
@@ -801,6 +945,11 @@ def remove() -> None:
         ExecutionWorker._get_evaluation_entrypoint = originals.evaluation_entrypoint  # type: ignore[method-assign]
         with _programs_lock:
             _parsed_program.cache_clear()
+        S3Response.put_object = originals.s3_response_put_object  # type: ignore[method-assign]
+        S3Response.delete_object = originals.s3_response_delete_object  # type: ignore[method-assign]
+        S3Backend.put_object = originals.s3_backend_put_object  # type: ignore[method-assign]
+        S3Backend.delete_object = originals.s3_backend_delete_object  # type: ignore[method-assign]
+        S3Backend.complete_multipart_upload = originals.complete_multipart_upload  # type: ignore[method-assign]
         _state.faults.clear()
         _state.originals = None
         _state.runtime = None

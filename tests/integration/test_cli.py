@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from localcloud.cloud import free_port
+from localcloud.cloud import aws_client, free_port
 from localcloud.sam import ROOT
 from tests.integration.conftest import jpeg
 
@@ -200,6 +205,127 @@ def test_aws_cli_against_imgpipe_serve(tmp_path: Path) -> None:
             if server.poll() is None:
                 server.kill()
     assert code == 0, "Ctrl-C stops the server cleanly"
+
+
+# -- imgpipe serve: what it prints once ready, and how it stops -------------------------------------
+
+#: What must never reach the terminal when serve stops: Python's own reports of errors (a function's
+#: log lines, tracebacks included, are prefixed with its name and are not matched).
+UNCLEAN = re.compile(r"^(Traceback|Exception ignored|Exception in thread)|RuntimeError", re.MULTILINE)
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    endpoint: str
+    ready: str  # stdout up to the moment it was ready
+    stderr_path: Path
+
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Send the signal; the exit code, the rest of stdout and all of stderr."""
+        self.proc.send_signal(signum)
+        rest, _ = self.proc.communicate(timeout=90)
+        return self.proc.returncode, self.ready + rest, self.stderr_path.read_text()
+
+
+@contextmanager
+def serve(tmp_path: Path, *args: str, ready: Callable[[str], bool]) -> Iterator[Served]:
+    """`imgpipe serve` on a free port, stdout a pipe (not a terminal), until ``ready(stdout so far)``."""
+    port = free_port()
+    stderr_path = tmp_path / "serve.stderr"
+    with stderr_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            [str(BIN / "imgpipe"), "serve", "--port", str(port), *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+
+        def read() -> None:
+            assert proc.stdout is not None
+            while not ready("".join(lines)) and (line := proc.stdout.readline()):
+                lines.append(line)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(180)
+        assert ready("".join(lines)), f"not ready: {''.join(lines)!r}\n{stderr_path.read_text()[-3000:]}"
+        yield Served(proc, f"http://127.0.0.1:{port}", "".join(lines), stderr_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _one_json_line(stdout: str) -> bool:
+    return stdout.endswith("\n")
+
+
+def test_serve_json_prints_one_object_once_ready(tmp_path: Path) -> None:
+    with serve(tmp_path, "--json", ready=_one_json_line) as served:
+        ready = json.loads(served.ready)
+        stacks = aws_client("cloudformation", served.endpoint).describe_stacks(StackName="imgpipe")["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0]["Outputs"]}
+        dashboard = f"{served.endpoint}/moto-api/"
+        with urllib.request.urlopen(dashboard, timeout=10) as reply:
+            assert reply.status == 200
+            assert "html" in reply.headers["Content-Type"]
+        code, stdout, stderr = served.stop(signal.SIGTERM)
+
+    assert set(ready) == {"endpointUrl", "region", "outputs", "urls"}
+    assert ready["endpointUrl"] == served.endpoint
+    assert ready["region"] == "us-east-1"
+    assert ready["outputs"] == outputs
+    assert {"SourceBucketName", "StateMachineArn", "TopicArn"} <= set(outputs)
+    assert ready["urls"] == {"endpoint": served.endpoint, "dashboard": dashboard}
+    assert code == 0, stderr[-3000:]
+    assert stdout == served.ready, "nothing else on stdout"
+    assert "stopped" in stderr
+
+
+def test_serve_table_shows_every_value_whole_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
+    with serve(tmp_path, ready=lambda out: "Ctrl-C stops it." in out) as served:
+        stacks = aws_client("cloudformation", served.endpoint).describe_stacks(StackName="imgpipe")["Stacks"]
+        code, stdout, stderr = served.stop()
+
+    values = [o["OutputValue"] for o in stacks[0]["Outputs"]]
+    values += [served.endpoint, f"{served.endpoint}/moto-api/"]
+    assert any(len(value) > 80 for value in values), "a value wider than rich's default of 80 columns"
+    lines = stdout.splitlines()
+    for value in values:
+        assert any(value in line for line in lines), f"{value} not whole on one line of:\n{stdout}"
+    assert "…" not in stdout
+    assert code == 0, stderr[-3000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_stops_cleanly_during_a_burst_of_uploads(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C (or SIGTERM) while executions run: exit 0, and nothing from Python's error reporting,
+    atexit callbacks included."""
+    image = jpeg(800, 600)
+    with serve(tmp_path, "--json", ready=_one_json_line) as served:
+        outputs = json.loads(served.ready)["outputs"]
+        s3 = aws_client("s3", served.endpoint)
+        sfn = aws_client("stepfunctions", served.endpoint)
+        for n in range(10):
+            s3.put_object(Bucket=outputs["SourceBucketName"], Key=f"{outputs['UploadPrefix']}burst-{n}.jpg", Body=image)
+        deadline = time.monotonic() + 60
+        while not sfn.list_executions(stateMachineArn=outputs["StateMachineArn"], statusFilter="RUNNING")["executions"]:
+            assert time.monotonic() < deadline, "no execution started"
+            time.sleep(0.05)
+        started = time.monotonic()
+        code, stdout, stderr = served.stop(signum)
+        took = time.monotonic() - started
+
+    assert code == 0, stderr[-3000:]
+    assert not UNCLEAN.search(stdout), stdout[-3000:]
+    assert not UNCLEAN.search(stderr), stderr[-3000:]
+    assert stderr.rstrip().endswith("stopped")
+    assert took < 60
 
 
 def test_start_execution_prints_the_path_through_the_states(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from typing import Any, cast
 import boto3
 import moto
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
@@ -42,7 +43,8 @@ from moto.core.config import default_user_config
 from moto.events.models import Rule
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import notifications as s3_notifications
-from moto.s3.models import FakeBucket
+from moto.s3.models import FakeBucket, S3Backend
+from moto.s3.responses import S3Response
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component import eval_component
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -727,6 +729,33 @@ def test_patched_wait_with_fractional_scale(patched: Clients, runtime: FakeRunti
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert 0.5 <= elapsed < 0.9
+
+
+def test_patched_end_waits_ends_retry_intervals(patched: Clients, runtime: FakeRuntime) -> None:
+    """end_waits() ends the Retry interval being slept and the ones to come; apply() restores them."""
+    c = patched
+    moto_patches.apply(runtime, time_scale=1.0)
+    fn = _function(c)
+    error = json.dumps({"errorType": "ImageBroken", "errorMessage": "cannot decode"}).encode()
+    runtime.replies.extend([(error, "ImageBroken")] * 2)
+    definition = _retry_machine({"Type": "Task", "Resource": fn}, 0, 30, 2)
+    definition["States"]["T"]["Retry"][0]["ErrorEquals"] = ["ImageBroken"]
+    sm = _state_machine(c, definition)
+
+    run = c.sfn.start_execution(stateMachineArn=sm, name="one")
+    deadline = time.monotonic() + 10
+    while not moto_patches.retry_waits():  # asleep in the first 30 s interval
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = time.monotonic()
+    moto_patches.end_waits()
+    described = _finished(c, run["executionArn"])
+
+    assert time.monotonic() - started < 5
+    assert described["status"] == "SUCCEEDED"
+    assert moto_patches.retry_waits() == [30.0, 60.0]  # BackoffRate 2 by default
+    moto_patches.apply(runtime, time_scale=1.0)
+    assert not moto_patches._waits_ended.is_set()
 
 
 # -- 9. sfn_mock_config ----------------------------------------------------------------------------
@@ -1520,6 +1549,281 @@ def test_patched_sfn_definition_parsed_once(patched: Clients, monkeypatch: pytes
     assert moto_patches._parsed_program.cache_info().maxsize == moto_patches.PROGRAMS_KEPT
 
 
+# -- 17. s3_conditional_writes_atomic ----------------------------------------------------------------
+
+RACE_BUCKET = "race-bucket"
+
+
+def _etag(c: Clients, key: str) -> str:
+    return str(c.s3.head_object(Bucket=RACE_BUCKET, Key=key)["ETag"])
+
+
+def _outcome(call: Callable[[], Any]) -> str:
+    try:
+        call()
+    except ClientError as exc:
+        return f"{exc.response['ResponseMetadata']['HTTPStatusCode']} {exc.response['Error']['Code']}"
+    return "done"
+
+
+def _race(
+    monkeypatch: pytest.MonkeyPatch, key: str, *requests: Callable[[Any], Any], stagger_s: float = 0.0
+) -> list[str]:
+    """Send the requests at once (the n-th ``n * stagger_s`` later), each from a thread and client of its
+    own; moto's read of ``key`` is slowed down so that every conditional check runs before any write,
+    unless something orders them. The outcome of each request, in order."""
+    original = S3Backend.get_object
+
+    def slow_get_object(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        found = original(self, bucket_name, key_name, *args, **kwargs)
+        if key_name == key:
+            time.sleep(0.3)
+        return found
+
+    clients = [boto3.client("s3", region_name=REGION) for _ in requests]
+    monkeypatch.setattr(S3Backend, "get_object", slow_get_object)
+    start = threading.Barrier(len(requests))
+    outcomes = [""] * len(requests)
+
+    def send(index: int) -> None:
+        start.wait()
+        time.sleep(index * stagger_s)
+        outcomes[index] = _outcome(lambda: requests[index](clients[index]))
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    monkeypatch.setattr(S3Backend, "get_object", original)
+    return outcomes
+
+
+def _put(key: str, body: bytes, **conditions: str) -> Callable[[Any], Any]:
+    return lambda s3: s3.put_object(Bucket=RACE_BUCKET, Key=key, Body=body, **conditions)
+
+
+def _delete(key: str, **conditions: str) -> Callable[[Any], Any]:
+    return lambda s3: s3.delete_object(Bucket=RACE_BUCKET, Key=key, **conditions)
+
+
+def _body(c: Clients, key: str) -> bytes | None:
+    try:
+        return bytes(c.s3.get_object(Bucket=RACE_BUCKET, Key=key)["Body"].read())
+    except ClientError:
+        return None
+
+
+def test_gap_s3_conditional_writes_atomic(unpatched: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If this fails, moto fixed the gap: drop patch s3_conditional_writes_atomic from moto_patches."""
+    c = unpatched
+    c.s3.create_bucket(Bucket=RACE_BUCKET)
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="manifest.json", Body=b"v1")
+    etag = _etag(c, "manifest.json")
+
+    # Two writers that read the same ETag both pass If-Match: the second overwrites the first.
+    both = _race(
+        monkeypatch,
+        "manifest.json",
+        _put("manifest.json", b"a", IfMatch=etag),
+        _put("manifest.json", b"b", IfMatch=etag),
+    )
+    assert both == ["done", "done"]
+    # Two creators of an absent key both pass If-None-Match: *.
+    assert _race(
+        monkeypatch,
+        "new.json",
+        _put("new.json", b"a", IfNoneMatch="*"),
+        _put("new.json", b"b", IfNoneMatch="*"),
+    ) == ["done", "done"]
+    # A commit and a rollback from the same ETag both succeed.
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="commit.json", Body=b"v1")
+    etag = _etag(c, "commit.json")
+    assert _race(
+        monkeypatch,
+        "commit.json",
+        _put("commit.json", b"v2", IfMatch=etag),
+        _delete("commit.json", IfMatch=etag),
+    ) == ["done", "done"]
+    # A create-only write checks, a plain write lands, then the create-only write overwrites it.
+    assert _race(
+        monkeypatch,
+        "fresh.json",
+        _put("fresh.json", b"first", IfNoneMatch="*"),
+        _put("fresh.json", b"second"),
+        stagger_s=0.1,
+    ) == ["done", "done"]
+    assert _body(c, "fresh.json") == b"first"
+
+
+def test_patched_s3_conditional_writes_atomic(patched: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = patched
+    c.s3.create_bucket(Bucket=RACE_BUCKET)
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="manifest.json", Body=b"v1")
+    etag = _etag(c, "manifest.json")
+
+    # Exactly one of two writers from the same ETag wins; what is stored is the winner's.
+    outcomes = _race(
+        monkeypatch,
+        "manifest.json",
+        _put("manifest.json", b"a", IfMatch=etag),
+        _put("manifest.json", b"b", IfMatch=etag),
+    )
+    assert sorted(outcomes) == ["412 PreconditionFailed", "done"]
+    assert _body(c, "manifest.json") == (b"a" if outcomes[0] == "done" else b"b")
+    # Exactly one creator of an absent key.
+    outcomes = _race(
+        monkeypatch,
+        "new.json",
+        _put("new.json", b"a", IfNoneMatch="*"),
+        _put("new.json", b"b", IfNoneMatch="*"),
+    )
+    assert sorted(outcomes) == ["412 PreconditionFailed", "done"]
+    assert _body(c, "new.json") == (b"a" if outcomes[0] == "done" else b"b")
+    # A commit and a rollback from the same ETag: one of them, and the other sees what it did.
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="commit.json", Body=b"v1")
+    etag = _etag(c, "commit.json")
+    outcomes = _race(
+        monkeypatch,
+        "commit.json",
+        _put("commit.json", b"v2", IfMatch=etag),
+        _delete("commit.json", IfMatch=etag),
+    )
+    assert outcomes in (["done", "412 PreconditionFailed"], ["404 NoSuchKey", "done"])
+    assert _body(c, "commit.json") == (b"v2" if outcomes[0] == "done" else None)
+    # A plain write during a conditional one's check waits for it, and is not lost.
+    outcomes = _race(
+        monkeypatch,
+        "fresh.json",
+        _put("fresh.json", b"first", IfNoneMatch="*"),
+        _put("fresh.json", b"second"),
+        stagger_s=0.1,
+    )
+    assert outcomes == ["done", "done"]
+    assert _body(c, "fresh.json") == b"second"
+    assert len(moto_patches._key_locks) == 0, "no lock outlives its requests"
+
+    # One request at a time, the conditions are S3's (moto 5.2.5 has them right).
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="k", Body=b"1")
+    etag = _etag(c, "k")
+    assert _outcome(lambda: c.s3.put_object(Bucket=RACE_BUCKET, Key="k", Body=b"x", IfNoneMatch="*")) == (
+        "412 PreconditionFailed"
+    )
+    assert _outcome(lambda: c.s3.put_object(Bucket=RACE_BUCKET, Key="absent", Body=b"x", IfNoneMatch="*")) == "done"
+    assert _outcome(lambda: c.s3.put_object(Bucket=RACE_BUCKET, Key="k", Body=b"2", IfMatch='"0"')) == (
+        "412 PreconditionFailed"
+    )
+    assert _outcome(lambda: c.s3.put_object(Bucket=RACE_BUCKET, Key="nope", Body=b"2", IfMatch=etag)) == (
+        "404 NoSuchKey"
+    )
+    assert _outcome(lambda: c.s3.put_object(Bucket=RACE_BUCKET, Key="k", Body=b"2", IfMatch=etag)) == "done"
+    etag = _etag(c, "k")
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="k", IfMatch='"0"')) == (
+        "412 PreconditionFailed"
+    )
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="nope", IfMatch=etag)) == "404 NoSuchKey"
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="k", IfMatch=etag)) == "done"
+    assert _body(c, "k") is None
+
+
+# -- 18. s3_delete_if_match_any ---------------------------------------------------------------------
+
+
+def test_gap_s3_delete_if_match_any(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch s3_delete_if_match_any from moto_patches."""
+    c = unpatched
+    c.s3.create_bucket(Bucket=RACE_BUCKET)
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="k", Body=b"1")
+
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="k", IfMatch="*")) == "412 PreconditionFailed"
+    assert _body(c, "k") == b"1"
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="nope", IfMatch="*")) == "404 NoSuchKey"
+
+
+def test_patched_s3_delete_if_match_any(patched: Clients) -> None:
+    c = patched
+    c.s3.create_bucket(Bucket=RACE_BUCKET)
+    c.s3.put_object(Bucket=RACE_BUCKET, Key="k", Body=b"1")
+
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="k", IfMatch="*")) == "done"
+    assert _body(c, "k") is None
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="k", IfMatch="*")) == "404 NoSuchKey"
+    assert _outcome(lambda: c.s3.delete_object(Bucket=RACE_BUCKET, Key="nope", IfMatch="*")) == "404 NoSuchKey"
+
+
+# -- 19. s3_multipart_one_created_event -------------------------------------------------------------
+
+
+def _multipart_upload(c: Clients, bucket: str, key: str, body: bytes) -> str:
+    """One multipart upload of ``body`` in one part; the ETag S3 gives the object."""
+    upload = c.s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = c.s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=body)
+    done = c.s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    )
+    return str(done["ETag"]).strip('"')
+
+
+def test_gap_s3_multipart_one_created_event(unpatched: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If this fails, moto fixed the gap: drop patch s3_multipart_one_created_event from moto_patches."""
+    c = unpatched
+    sent: list[str] = []
+    original = s3_notifications._send_event_bridge_message
+
+    def spy(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        sent.append(event_name)
+        original(account_id, bucket, event_name, key)
+
+    monkeypatch.setattr(s3_notifications, "_send_event_bridge_message", spy)
+    url, queue_arn = _queue(c, "created")
+    _rule(c, "created", [{"Id": "q", "Arn": queue_arn}])
+    _eventbridge_bucket(c, "events-bucket")
+
+    _multipart_upload(c, "events-bucket", "big.jpg", b"a" * 1024)
+
+    created = [name for name in sent if name.startswith("s3:ObjectCreated:")]
+    assert created == ["s3:ObjectCreated:Put", "s3:ObjectCreated:CompleteMultipartUpload"]
+    assert [body["detail"]["object"]["key"] for body in _bodies(c, url)] == ["big.jpg", "big.jpg"]
+
+
+def test_patched_s3_multipart_one_created_event(patched: Clients, runtime: FakeRuntime) -> None:
+    c = patched
+    sm = _state_machine(c, PASS)
+    _rule(c, "created", [{"Id": "sm", "Arn": sm}])
+    _eventbridge_bucket(c, "events-bucket")
+
+    etag = _multipart_upload(c, "events-bucket", "big.jpg", b"a" * 1024)
+
+    [(rule, _, event)] = runtime.deliveries
+    assert rule == "created"
+    assert event["detail-type"] == "Object Created"
+    assert event["detail"]["reason"] == "CompleteMultipartUpload"
+    assert event["detail"]["object"]["key"] == "big.jpg"
+    assert event["detail"]["object"]["size"] == 1024
+    assert event["detail"]["object"]["etag"] == etag
+    assert etag.endswith("-1")
+    # What the object keeps of the upload is as before: metadata, tags, ACL.
+    assert c.s3.head_object(Bucket="events-bucket", Key="big.jpg")["ContentLength"] == 1024
+
+    # boto3's managed transfer (what `aws s3 cp` does) above its multipart threshold: one event.
+    runtime.deliveries.clear()
+    body = io.BytesIO(os.urandom(11 * 1024 * 1024))
+    c.s3.upload_fileobj(
+        body,
+        "events-bucket",
+        "uploads/large.jpg",
+        Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20),
+    )
+    [(_, _, event)] = runtime.deliveries
+    assert event["detail"]["reason"] == "CompleteMultipartUpload"
+    assert event["detail"]["object"]["size"] == 11 * 1024 * 1024
+    assert event["detail"]["object"]["etag"].endswith("-3")
+    # A PutObject is still one event, with its own reason.
+    runtime.deliveries.clear()
+    c.s3.put_object(Bucket="events-bucket", Key="small.jpg", Body=b"s")
+    assert [event["detail"]["reason"] for _, _, event in runtime.deliveries] == ["PutObject"]
+
+
 def _patched_attributes() -> dict[str, Any]:
     return {
         "StateMachine.create_from_cloudformation_json": StateMachine.__dict__["create_from_cloudformation_json"],
@@ -1543,6 +1847,11 @@ def _patched_attributes() -> dict[str, Any]:
         },
         "DomainDispatcherApplication.get_backend_for_host": vars(DomainDispatcherApplication)["get_backend_for_host"],
         "ExecutionWorker._get_evaluation_entrypoint": vars(ExecutionWorker)["_get_evaluation_entrypoint"],
+        "S3Response.put_object": vars(S3Response)["put_object"],
+        "S3Response.delete_object": vars(S3Response)["delete_object"],
+        "S3Backend.put_object": vars(S3Backend)["put_object"],
+        "S3Backend.delete_object": vars(S3Backend)["delete_object"],
+        "S3Backend.complete_multipart_upload": vars(S3Backend)["complete_multipart_upload"],
     }
 
 
