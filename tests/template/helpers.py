@@ -8,14 +8,18 @@ resources given recognisable dummy names and ARNs.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from localcloud import sam
 from pipeline import settings
+from pipeline.models import ObjectRef
+from pipeline.storage import S3Store
 
 ROOT: Final = sam.ROOT
 ASL_PATH: Final = ROOT / "statemachines" / "image_pipeline.asl.json"
@@ -25,6 +29,17 @@ ACCOUNT: Final = "123456789012"
 
 #: ``${Name}`` and ``${Name.Attr}`` in a Fn::Sub string or an ASL definition (``${!Literal}`` is an escape).
 PLACEHOLDER: Final = re.compile(r"\$\{(?!!)([^}]+)\}")
+
+#: Each Lambda task state of the pipeline's definition -> the AWS::Serverless::Function it invokes.
+STATE_FUNCTIONS: Final = {
+    "Validate": "ValidateFunction",
+    "Resize": "ResizeFunction",
+    "Watermark": "WatermarkFunction",
+    "Store": "StoreFunction",
+    "Notify": "NotifyFunction",
+    "Remove Outputs": "RemoveFunction",
+    "Cleanup": "CleanupFunction",
+}
 
 #: The helpers of settings.py that read one environment variable: ``helper(env, "NAME", default...)``.
 _ENV_READERS: Final = frozenset({"_get", "_int", "_float", "_prefix"})
@@ -263,3 +278,70 @@ def json_object(text: str) -> dict[str, Any]:
     document = json.loads(text)
     assert isinstance(document, dict)
     return document
+
+
+# ---------------------------------------------------------------- an in-memory S3 for the static walk
+
+
+class MemoryS3(S3Store):
+    """The S3Store operations of the Validate and Cleanup steps, over one in-memory versioned source bucket.
+
+    HEAD answers as S3 does for a single-part upload: the ETag is the MD5 of the body, each write is
+    a new VersionId, and a deleted key has no current version. Every other bucket (staging,
+    destination) is empty; deletes there are recorded. An operation this class does not model
+    reaches the (absent) client and fails, so a step that starts calling something new is noticed.
+    """
+
+    def __init__(self, bucket: str, objects: Mapping[str, bytes] | None = None) -> None:
+        super().__init__(cast(Any, None))
+        self.bucket = bucket
+        self.versions: dict[str, list[tuple[str, bytes]]] = {}
+        self.deleted: list[tuple[str, str]] = []
+        self.listed: list[tuple[str, str]] = []
+        for key, body in (objects or {}).items():
+            self.put(key, body)
+
+    def put(self, key: str, body: bytes) -> str:
+        history = self.versions.setdefault(key, [])
+        version = f"v{len(history) + 1}.{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        history.append((version, body))
+        return version
+
+    def remove(self, key: str) -> None:
+        """A delete in a versioned bucket: a delete marker becomes the current version."""
+        self.versions.setdefault(key, []).append(("", b""))
+
+    def current(self, bucket: str, key: str) -> dict[str, Any] | None:
+        history = self.versions.get(key) if bucket == self.bucket else None
+        if not history or not history[-1][0]:
+            return None
+        version, body = history[-1]
+        return {
+            "ETag": f'"{hashlib.md5(body).hexdigest()}"',  # S3: the ETag of a single-part upload
+            "ContentLength": len(body),
+            "VersionId": version,
+            "LastModified": datetime(2026, 1, 1, tzinfo=UTC),
+            "ContentType": "binary/octet-stream",
+        }
+
+    def read_version(self, ref: ObjectRef, byte_range: str | None = None) -> bytes:
+        assert ref["bucket"] == self.bucket, ref
+        [body] = [b for v, b in self.versions.get(ref["key"], []) if v and v == ref.get("version_id")]
+        if byte_range is None:
+            return body
+        start, end = byte_range.removeprefix("bytes=").split("-")
+        if not start:
+            return body[-int(end) :]
+        return body[int(start) : int(end) + 1]
+
+    def read_json_tagged(self, bucket: str, key: str) -> tuple[Any | None, str | None]:
+        assert bucket != self.bucket, "nothing reads a document from the source bucket"
+        return None, None
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        self.listed.append((bucket, prefix))
+        return []
+
+    def delete(self, bucket: str, keys: Sequence[str]) -> None:
+        assert bucket != self.bucket, "nothing deletes from the source bucket"
+        self.deleted.extend((bucket, key) for key in keys)

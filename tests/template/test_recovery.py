@@ -19,6 +19,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.static_analyser.static_analyser import StaticAnalyser
 
 from pipeline.errors import ConfigurationError
+from pipeline.events import ValidateEvent
 from pipeline.reconcile import ReconcileSettings, ScheduledRun
 from tests.template.helpers import (
     PLACEHOLDER,
@@ -30,7 +31,15 @@ from tests.template.helpers import (
     listify,
     props,
 )
-from tests.template.test_asl import MANUAL_INPUT, walk
+from tests.template.test_asl import (
+    MANUAL_INPUT,
+    SOURCE_BUCKET,
+    SUCCESS_PATH,
+    UPLOAD_PREFIX,
+    Pipeline,
+    render,
+    walk,
+)
 from tests.template.test_template import (
     STATE_MACHINE,
     SYNC_RULE_ARN,
@@ -295,10 +304,26 @@ def test_backfill_runs_the_pipeline_with_its_manual_input(backfill: dict[str, An
     assert task["Resource"] == SYNC_2
     assert task["Parameters"]["StateMachineArn"] == "${ImagePipelineArn}"
     assert task["Parameters"]["Input"] == {"bucket.$": "$.bucket", "key.$": "$.key"}
-    # The pipeline takes that input down its manual route and runs every step.
-    visited, _ = walk(asl, MANUAL_INPUT)
-    assert "From Manual Input" in visited
-    assert asl["States"][visited[-1]]["Type"] == "Succeed"
+    # What the Map's ItemSelector hands each item, for a listed key: that key verbatim, as S3 lists it.
+    execution_input = render(task["Parameters"]["Input"], MANUAL_INPUT)
+    assert execution_input == MANUAL_INPUT
+    assert ValidateEvent(execution_input).upload(SOURCE_BUCKET, UPLOAD_PREFIX).kind == "manual"
+    # The pipeline's Validate gets that input as it is and takes the key verbatim; the upload runs every step.
+    run = walk(asl, execution_input)
+    assert run.call("Validate").parameters["Payload"] == execution_input
+    assert run.visited == SUCCESS_PATH
+    assert run.inputs["Resize"]["source"]["key"] == MANUAL_INPUT["key"]
+    assert run.error is None
+
+
+def test_backfill_of_a_key_deleted_meanwhile_is_reported_as_missing(asl: dict[str, Any]) -> None:
+    """A key listed, then deleted before its execution: a manual input, so SourceMissing (not a deletion)."""
+    pipeline = Pipeline()
+    pipeline.s3.remove(MANUAL_INPUT["key"])
+    run = walk(asl, dict(MANUAL_INPUT), pipeline)
+    assert run.error is not None
+    assert run.error["Error"] == "SourceMissing"
+    assert "Remove Outputs" not in run.visited
 
 
 def test_backfill_goes_on_past_a_failed_upload_but_not_past_its_own_errors(backfill: dict[str, Any]) -> None:

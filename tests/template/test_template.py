@@ -25,10 +25,14 @@ from typing import Any
 import pytest
 
 from localcloud import sam
+from pipeline import settings
 from pipeline.errors import ConfigurationError
 from tests.template.conftest import ARTIFACTS_BUCKET
 from tests.template.helpers import (
     PLACEHOLDER,
+    ROOT,
+    STATE_FUNCTIONS,
+    MemoryS3,
     Resolver,
     constraint_violations,
     env_names_in_source,
@@ -39,6 +43,7 @@ from tests.template.helpers import (
     references,
     settings_classes,
 )
+from tests.template.test_asl import PHOTO, Pipeline, walk
 
 FUNCTIONS = (
     "ValidateFunction",
@@ -47,11 +52,14 @@ FUNCTIONS = (
     "StoreFunction",
     "NotifyFunction",
     "CleanupFunction",
+    "RemoveFunction",
 )
 BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket", "AccessLogBucket")
 #: The buckets whose server access logs go to AccessLogBucket.
 LOGGED_BUCKETS = ("SourceBucket", "DestinationBucket", "StagingBucket")
 STATE_MACHINE = "ImagePipeline"
+#: The pipeline's EventBridge rules (logical ids aws-sam-translator gives them) -> the S3 event each matches.
+RULES = {"ImagePipelineObjectCreated": "Object Created", "ImagePipelineObjectDeleted": "Object Deleted"}
 #: Recovery (the reconciler and the backfill), checked in tests/template/test_recovery.py: here they only
 #: count towards the totals and the IAM rules, apart from the pipeline's own steps and state machine.
 RECOVERY_FUNCTIONS = ("ReconcileFunction",)
@@ -304,14 +312,16 @@ EXPECTED_COUNTS = {
     "AWS::KMS::Key": 1,
     "AWS::SQS::Queue": 1,
     "AWS::SQS::QueuePolicy": 1,
-    "AWS::Lambda::Function": 7,  # with the reconciler
+    "AWS::DynamoDB::Table": 1,  # idempotency records of Notify and Remove
+    "AWS::Lambda::Function": 8,  # seven steps, the reconciler
     "AWS::Lambda::LayerVersion": 1,
-    "AWS::Logs::LogGroup": 7,
+    "AWS::Logs::LogGroup": 8,
     "AWS::StepFunctions::StateMachine": 2,  # the pipeline, the backfill
     "AWS::Scheduler::Schedule": 1,  # the reconciler's
-    "AWS::Events::Rule": 1,
+    "AWS::Events::Rule": 2,  # Object Created, Object Deleted
     "AWS::CloudWatch::Alarm": 3,
-    "AWS::IAM::Role": 11,  # six functions, the state machine, the rule; the reconciler, its schedule, the backfill
+    # seven functions, the state machine, the two rules; the reconciler, its schedule, the backfill
+    "AWS::IAM::Role": 13,
 }
 
 
@@ -324,6 +334,7 @@ def test_expected_resources_exist_by_type(resources: dict[str, Any]) -> None:
     assert set(of_type(resources, "AWS::SNS::Topic")) == {"Topic"}
     assert set(of_type(resources, "AWS::KMS::Key")) == {"TopicKey"}
     assert set(of_type(resources, "AWS::SQS::Queue")) == {"DeadLetterQueue"}
+    assert set(of_type(resources, "AWS::Events::Rule")) == set(RULES)
 
 
 def test_packaging_points_every_code_uri_at_an_uploaded_zip(
@@ -364,20 +375,42 @@ def test_source_bucket_sends_events_to_eventbridge(resources: dict[str, Any]) ->
     assert notification["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
 
 
-def test_rule_matches_object_created_under_the_upload_prefix(resources: dict[str, Any]) -> None:
-    _, rule = single(resources, "AWS::Events::Rule")
+@pytest.mark.parametrize(("rule_name", "detail_type"), RULES.items())
+def test_rule_matches_its_s3_event_under_the_upload_prefix(
+    rule_name: str, detail_type: str, resources: dict[str, Any]
+) -> None:
+    rule = props(resources, rule_name)
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
-    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail-type"] == [detail_type]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "SourceBucket"}]
     assert pattern["detail"]["object"]["key"] == [{"prefix": {"Ref": "UploadPrefix"}}]
+    assert set(pattern) == {"source", "detail-type", "detail"}
     assert rule.get("State", "ENABLED") == "ENABLED"
 
 
-def test_rule_targets_the_state_machine_with_retries_and_a_dead_letter_queue(resources: dict[str, Any]) -> None:
-    _, rule = single(resources, "AWS::Events::Rule")
+def test_rules_watch_the_same_keys_and_deliver_alike(resources: dict[str, Any]) -> None:
+    """Uploads and deletions start the same workflow: same bucket, prefix, target, retries and dead letters."""
+    properties = {name: props(resources, name) for name in RULES}
+    created, deleted = (copy.deepcopy(properties[name]) for name in RULES)
+    for rule in (created, deleted):
+        [target] = rule["Targets"]
+        for generated in ("Id", "RoleArn"):  # named after each rule by aws-sam-translator
+            del target[generated]
+    assert created["Targets"] == deleted["Targets"]
+    assert created["EventPattern"]["source"] == deleted["EventPattern"]["source"]
+    for field in ("bucket", "object"):
+        assert created["EventPattern"]["detail"][field] == deleted["EventPattern"]["detail"][field], field
+
+
+@pytest.mark.parametrize("rule_name", RULES)
+def test_rule_targets_the_state_machine_with_retries_and_a_dead_letter_queue(
+    rule_name: str, resources: dict[str, Any]
+) -> None:
+    rule = props(resources, rule_name)
     [target] = rule["Targets"]
     assert target["Arn"] == {"Ref": STATE_MACHINE}
+    assert not {"Input", "InputPath", "InputTransformer"} & set(target), "the execution input is the S3 event as sent"
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
     assert getatt(target["DeadLetterConfig"]["Arn"]) == ("DeadLetterQueue", "Arn")
@@ -391,8 +424,7 @@ def test_rule_targets_the_state_machine_with_retries_and_a_dead_letter_queue(res
     assert granted == [("states:StartExecution", {"Ref": STATE_MACHINE})]
 
 
-def test_dead_letter_queue_accepts_messages_from_the_rule(resources: dict[str, Any]) -> None:
-    rule_name, _ = single(resources, "AWS::Events::Rule")
+def test_dead_letter_queue_accepts_messages_from_both_rules(resources: dict[str, Any]) -> None:
     _, policy = single(resources, "AWS::SQS::QueuePolicy")
     assert policy["Queues"] == [{"Ref": "DeadLetterQueue"}]
     [statement] = listify(policy["PolicyDocument"]["Statement"])
@@ -400,8 +432,114 @@ def test_dead_letter_queue_accepts_messages_from_the_rule(resources: dict[str, A
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert getatt(statement["Resource"]) == ("DeadLetterQueue", "Arn")
-    # The rule's logical id is generated by aws-sam-translator: the condition must name the real one.
-    assert getatt(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == (rule_name, "Arn")
+    # The rules' logical ids are generated by aws-sam-translator: the condition must name the real ones, all of them.
+    sources = listify(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert len(sources) == len(RULES)
+    assert {getatt(s) for s in sources} == {(rule, "Arn") for rule in of_type(resources, "AWS::Events::Rule")}
+    dead_lettered = {
+        name
+        for name, rule in of_type(resources, "AWS::Events::Rule").items()
+        for target in rule["Properties"]["Targets"]
+        if getatt(target.get("DeadLetterConfig", {}).get("Arn")) == ("DeadLetterQueue", "Arn")
+    }
+    assert dead_lettered == set(RULES)
+
+
+def pattern_matches(pattern: Any, event: Any) -> bool:
+    """EventBridge's matching, for the pattern forms the template uses: nested objects, values, prefixes."""
+    if isinstance(pattern, Mapping):
+        return isinstance(event, Mapping) and all(
+            key in event and pattern_matches(value, event[key]) for key, value in pattern.items()
+        )
+    assert isinstance(pattern, list), pattern
+    return any(
+        (isinstance(option, Mapping) and isinstance(event, str) and event.startswith(option["prefix"]))
+        if isinstance(option, Mapping)
+        else event == option
+        for option in pattern
+    )
+
+
+def s3_notification(bucket: str, key: str, detail_type: str, **detail: str) -> dict[str, Any]:
+    """An event S3 sends to EventBridge (only the fields a pattern may look at)."""
+    return {
+        "version": "0",
+        "source": "aws.s3",
+        "detail-type": detail_type,
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "version-id": "v2"}, **detail},
+    }
+
+
+def rules_matching(cfn: Mapping[str, Any], event: Mapping[str, Any]) -> set[str]:
+    resolve = Resolver(cfn)
+    return {
+        name
+        for name, rule in of_type(cfn["Resources"], "AWS::Events::Rule").items()
+        if pattern_matches(resolve(rule["Properties"]["EventPattern"]), event)
+    }
+
+
+def test_rules_start_the_pipeline_for_uploads_and_deletions_under_the_prefix(cfn: dict[str, Any]) -> None:
+    resolve = Resolver(cfn)
+    bucket, prefix = resolve({"Ref": "SourceBucket"}), resolve({"Ref": "UploadPrefix"})
+    created, deleted = "ImagePipelineObjectCreated", "ImagePipelineObjectDeleted"
+    cases = [
+        (s3_notification(bucket, f"{prefix}a.jpg", "Object Created", reason="PutObject"), {created}),
+        (s3_notification(bucket, f"{prefix}a/b.jpg", "Object Created", reason="CompleteMultipartUpload"), {created}),
+        (
+            s3_notification(
+                bucket,
+                f"{prefix}a.jpg",
+                "Object Deleted",
+                reason="DeleteObject",
+                **{"deletion-type": "Delete Marker Created"},
+            ),
+            {deleted},
+        ),
+        (
+            s3_notification(
+                bucket,
+                f"{prefix}a.jpg",
+                "Object Deleted",
+                reason="DeleteObject",
+                **{"deletion-type": "Permanently Deleted"},
+            ),
+            {deleted},
+        ),
+        (s3_notification(bucket, "private/a.jpg", "Object Created", reason="PutObject"), set()),
+        (s3_notification(bucket, "private/a.jpg", "Object Deleted", reason="DeleteObject"), set()),
+        (s3_notification("another-bucket", f"{prefix}a.jpg", "Object Created", reason="PutObject"), set()),
+        (s3_notification(bucket, f"{prefix}a.jpg", "Object Restore Completed"), set()),
+        ({**s3_notification(bucket, f"{prefix}a.jpg", "Object Created"), "source": "custom.s3"}, set()),
+    ]
+    assert [rules_matching(cfn, event) for event, _ in cases] == [expected for _, expected in cases]
+
+
+def test_a_lifecycle_expiration_of_an_old_version_neither_renders_nor_announces_again(
+    cfn: dict[str, Any], asl: dict[str, Any]
+) -> None:
+    """The source bucket's lifecycle rule deletes noncurrent versions after 30 days: S3 sends Object Deleted
+    ("Lifecycle Expiration", "Permanently Deleted") for a key whose current version is stored and announced.
+
+    Either no rule starts an execution for it, or the execution ends without running Resize again
+    (nor Notify, whose once-per-revision record has expired by then: seven days, IDEMPOTENCY_SECONDS).
+    """
+    rules = props(cfn["Resources"], "SourceBucket")["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and "NoncurrentVersionExpiration" in r for r in rules), "the premise"
+    resolve = Resolver(cfn)
+    bucket, key = resolve({"Ref": "SourceBucket"}), resolve({"Ref": "UploadPrefix"}) + "photo.jpg"
+    s3 = MemoryS3(bucket, {key: PHOTO})
+    expired = s3.put(key, PHOTO + b"\0")  # the version the lifecycle rule expires, once it is noncurrent
+    s3.put(key, PHOTO + b"\0\0")  # the current version, processed and announced long ago
+    event = s3_notification(
+        bucket, key, "Object Deleted", reason="Lifecycle Expiration", **{"deletion-type": "Permanently Deleted"}
+    )
+    event["detail"]["object"]["version-id"] = expired
+    if not rules_matching(cfn, event):
+        return
+    run = walk(asl, event, Pipeline(s3))
+    assert "Resize" not in run.visited, f"an expired noncurrent version runs the pipeline again: {run.visited}"
+    assert "Notify" not in run.visited
 
 
 # ---------------------------------------------------------------- definition substitutions
@@ -424,17 +562,17 @@ def test_definition_substitutions_cover_every_placeholder_and_nothing_else(
 
 def test_substitutions_point_each_state_at_its_own_function(cfn: dict[str, Any], asl: dict[str, Any]) -> None:
     substitutions = props(cfn["Resources"], STATE_MACHINE)["DefinitionSubstitutions"]
-    invoked = set()
+    invoked = {}
     for name, state in asl["States"].items():
         if state.get("Resource") != "arn:aws:states:::lambda:invoke":
             continue
         match = re.fullmatch(r"\$\{(\w+)\}", state["Parameters"]["FunctionName"])
         assert match, f"{name}: FunctionName should be a substitution"
         function = match.group(1).removesuffix("Arn")
-        assert function == f"{name}Function", f"{name}: invokes {function}"
         assert getatt(substitutions[match.group(1)]) == (function, "Arn"), name
-        invoked.add(function)
-    assert invoked == set(FUNCTIONS)
+        invoked[name] = function
+    assert invoked == STATE_FUNCTIONS
+    assert set(invoked.values()) == set(FUNCTIONS), "each function is one state's, and every one is invoked"
     topics = {s["Parameters"]["TopicArn"] for s in asl["States"].values() if "TopicArn" in s.get("Parameters", {})}
     assert topics == {"${TopicArn}"}
     assert substitutions["TopicArn"] == {"Ref": "Topic"}
@@ -608,13 +746,18 @@ def test_functions_write_logs_only_to_their_own_log_group(resources: dict[str, A
         assert logs == {("logs:CreateLogStream", target), ("logs:PutLogEvents", target)}, function
 
 
+#: Reading a pinned source version (GetObject with its VersionId) needs s3:GetObjectVersion besides s3:GetObject;
+#: a HEAD of the current version needs s3:GetObject, and s3:ListBucket for S3 to answer 404, not 403, once
+#: the key is deleted. A missing manifest likewise needs s3:ListBucket on the destination (nothing lists it).
 EXPECTED_S3_ACCESS = {
     "ValidateFunction": {
         ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),
+        ("s3:GetObjectVersion", "SourceBucket", "${UploadPrefix}*"),
         ("s3:ListBucket", "SourceBucket", ""),
     },
     "ResizeFunction": {
         ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),
+        ("s3:GetObjectVersion", "SourceBucket", "${UploadPrefix}*"),
         ("s3:PutObject", "StagingBucket", "staging/*"),
     },
     "WatermarkFunction": {
@@ -627,7 +770,10 @@ EXPECTED_S3_ACCESS = {
         ("s3:ListBucket", "StagingBucket", ""),
         ("s3:GetObject", "DestinationBucket", "*"),
         ("s3:PutObject", "DestinationBucket", "*"),
+        ("s3:DeleteObject", "DestinationBucket", "*"),  # a replaced revision's renditions, a withdrawn commit
         ("s3:ListBucket", "DestinationBucket", ""),
+        ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),  # HEAD: is the pinned version still current?
+        ("s3:ListBucket", "SourceBucket", ""),
     },
     "NotifyFunction": set(),
     "CleanupFunction": {
@@ -636,6 +782,15 @@ EXPECTED_S3_ACCESS = {
         ("s3:GetObject", "DestinationBucket", "*"),
         ("s3:DeleteObject", "DestinationBucket", "*"),
         ("s3:ListBucket", "DestinationBucket", ""),
+        ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),
+        ("s3:ListBucket", "SourceBucket", ""),
+    },
+    "RemoveFunction": {
+        ("s3:GetObject", "DestinationBucket", "*"),
+        ("s3:DeleteObject", "DestinationBucket", "*"),
+        ("s3:ListBucket", "DestinationBucket", ""),
+        ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),  # HEAD: uploaded again since the deletion?
+        ("s3:ListBucket", "SourceBucket", ""),
     },
 }
 
@@ -663,13 +818,78 @@ def test_s3_access_is_exactly_what_the_step_needs(function: str, resources: dict
     assert s3_access(resources, role_of(resources, function)) == EXPECTED_S3_ACCESS[function]
 
 
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+#: What a step's role grants besides S3 and its own logs: publishing to the encrypted topic, and the
+#: idempotency records Powertools keeps (get, conditional put, update, delete of one item).
+PUBLISHES_ONCE = {
+    "sns:Publish": {("Topic", "")},
+    "kms:GenerateDataKey": {("TopicKey", "Arn")},
+    "kms:Decrypt": {("TopicKey", "Arn")},
+    **{action: {("IdempotencyTable", "Arn")} for action in IDEMPOTENCY_ACTIONS},
+}
+EXPECTED_OTHER_GRANTS: dict[str, dict[str, set[tuple[str, str]]]] = {
+    "ValidateFunction": {},
+    "ResizeFunction": {},
+    "WatermarkFunction": {},
+    "StoreFunction": {},
+    "NotifyFunction": PUBLISHES_ONCE,
+    "CleanupFunction": {},  # the failure message is published by the state machine, not by Cleanup
+    "RemoveFunction": PUBLISHES_ONCE,
+}
+
+
+def other_grants(resources: Mapping[str, Any], role: str) -> dict[str, set[tuple[str, str]]]:
+    """Action -> (logical id, attribute or "" for a Ref) it is granted on, for every action but s3: and logs:."""
+    granted: dict[str, set[tuple[str, str]]] = {}
+    for name, _, statement in role_statements(resources):
+        if name != role or statement.get("Effect") != "Allow":
+            continue
+        assert "Condition" not in statement or any(a.startswith("s3:") for a in listify(statement["Action"]))
+        for action in listify(statement["Action"]):
+            if action.startswith(("s3:", "logs:")):
+                continue
+            for resource in listify(statement["Resource"]):
+                target = getatt(resource) or (
+                    (resource["Ref"], "") if isinstance(resource, Mapping) and set(resource) == {"Ref"} else None
+                )
+                granted.setdefault(action, set()).add(target or (json.dumps(resource), "?"))
+    return granted
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_other_grants_are_exactly_what_the_step_calls(function: str, resources: dict[str, Any]) -> None:
+    assert other_grants(resources, role_of(resources, function)) == EXPECTED_OTHER_GRANTS[function]
+
+
+def test_remove_role_is_exactly_what_remove_needs(resources: dict[str, Any], function_dirs: dict[str, Any]) -> None:
+    """RemoveFunction: the manifest and the renditions it lists, removed by exact key; a HEAD of the source
+    (uploaded again since?); one DELETED message per deletion (the topic, its key, idempotency records)."""
+    handler = (function_dirs["RemoveFunction"] / "app.py").read_text(encoding="utf-8")
+    for used in ("@idempotent(", "Topic.create(", "S3Store.create()"):
+        assert used in handler, used
+    role = role_of(resources, "RemoveFunction")
+    assert role == "RemoveFunctionRole"
+    assert s3_access(resources, role) == {
+        ("s3:GetObject", "DestinationBucket", "*"),
+        ("s3:DeleteObject", "DestinationBucket", "*"),
+        ("s3:ListBucket", "DestinationBucket", ""),
+        ("s3:GetObject", "SourceBucket", "${UploadPrefix}*"),
+        ("s3:ListBucket", "SourceBucket", ""),
+    }
+    assert not [access for access in s3_access(resources, role) if access[1] == "StagingBucket"], "no staging"
+    assert other_grants(resources, role) == PUBLISHES_ONCE
+    assert props(resources, role).get("ManagedPolicyArns", []) == []
+    # Its statements carry no condition: a prefix condition on ListBucket would turn a 404 into a 403.
+    assert [s for name, _, s in role_statements(resources) if name == role and "Condition" in s] == []
+
+
 def test_nothing_writes_to_the_source_bucket(resources: dict[str, Any]) -> None:
     """A write to the source bucket would be an upload of its own: a loop, or a lost original."""
     writes = {
         (role, action)
         for role in of_type(resources, "AWS::IAM::Role")
         for action, bucket, _ in s3_access(resources, role)
-        if bucket == "SourceBucket" and action not in ("s3:GetObject", "s3:ListBucket")
+        if bucket == "SourceBucket" and action not in ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket")
     }
     assert writes == set()
     state_machine_role = getatt(props(resources, STATE_MACHINE)["RoleArn"])
@@ -679,17 +899,62 @@ def test_nothing_writes_to_the_source_bucket(resources: dict[str, Any]) -> None:
 
 def test_list_permissions_are_scoped_to_the_prefixes(resources: dict[str, Any], template: dict[str, Any]) -> None:
     staging_prefix = template["Globals"]["Function"]["Environment"]["Variables"]["STAGING_PREFIX"]
-    conditions = {
-        (role, statement["Resource"]["Fn::GetAtt"][0]): statement.get("Condition")
-        for role, _, statement in role_statements(resources)
-        if statement.get("Action") == "s3:ListBucket"
+    conditions: dict[tuple[str, str], Any] = {}
+    for role, _, statement in role_statements(resources):
+        if "s3:ListBucket" in listify(statement.get("Action")):
+            assert listify(statement["Action"]) == ["s3:ListBucket"], "a condition on s3:prefix is for listing only"
+            key = (role, statement["Resource"]["Fn::GetAtt"][0])
+            assert key not in conditions, f"{key}: two ListBucket statements"
+            conditions[key] = statement.get("Condition")
+    # HeadObject and GetObject carry no s3:prefix, so a prefix condition here would turn "missing" (404)
+    # back into "forbidden" (403): the ListBucket grants that only tell a missing key are unconditioned.
+    tell_missing = {
+        (function, bucket)
+        for function in FUNCTIONS
+        for action, bucket, key in EXPECTED_S3_ACCESS[function]
+        if action == "s3:ListBucket" and bucket in ("SourceBucket", "DestinationBucket")
     }
-    # HeadObject carries no s3:prefix, so a prefix condition here would turn "missing" (404)
-    # back into "forbidden" (403): validate's ListBucket is unconditioned on purpose.
-    assert conditions[(role_of(resources, "ValidateFunction"), "SourceBucket")] is None
-    assert conditions[(role_of(resources, "StoreFunction"), "StagingBucket")] == {
-        "StringLike": {"s3:prefix": f"{staging_prefix}*"}
+    assert tell_missing == {
+        ("ValidateFunction", "SourceBucket"),
+        ("StoreFunction", "SourceBucket"),
+        ("StoreFunction", "DestinationBucket"),
+        ("CleanupFunction", "SourceBucket"),
+        ("CleanupFunction", "DestinationBucket"),
+        ("RemoveFunction", "SourceBucket"),
+        ("RemoveFunction", "DestinationBucket"),
     }
+    for function, bucket in tell_missing:
+        assert conditions[(role_of(resources, function), bucket)] is None, (function, bucket)
+    # Staging is listed (a run's own folder, to clear it): only under the staging prefix.
+    for function in ("StoreFunction", "CleanupFunction"):
+        assert conditions[(role_of(resources, function), "StagingBucket")] == {
+            "StringLike": {"s3:prefix": f"{staging_prefix}*"}
+        }, function
+
+
+def test_no_step_lists_the_destination_or_the_source(resources: dict[str, Any]) -> None:
+    """The unconditioned ListBucket grants above are used for 404s only: the steps list nothing but staging.
+
+    Destination folders are never listed (another upload's key may extend this one's: outputs are
+    removed by the exact keys a manifest lists), so the only listing call lists staging.
+    """
+    pipeline = ROOT / "layers" / "shared" / "pipeline"
+    listings = []
+    for module in ("steps.py", "destination.py", "storage.py"):
+        tree = ast.parse((pipeline / module).read_text(encoding="utf-8"))
+        listings += [
+            (module, ast.unparse(node))
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (node.func.attr == "list_keys" or node.func.attr.startswith("list_object"))
+        ]
+    assert len(listings) == 1, listings
+    [(module, call)] = listings
+    assert module == "steps.py"
+    assert call.startswith("s3.list_keys(staging.bucket, "), call
+    paginated = (pipeline / "storage.py").read_text(encoding="utf-8").count('get_paginator("list_objects_v2")')
+    assert paginated == 1, "S3Store.list_keys is the only listing of the steps' S3Store"
 
 
 def test_staging_prefix_is_the_same_in_env_iam_and_lifecycle(
@@ -752,16 +1017,26 @@ def test_function_handler_exists(function: str, resources: dict[str, Any], funct
 
 def test_function_timeouts_fit_inside_their_task_timeouts(resources: dict[str, Any], asl: dict[str, Any]) -> None:
     """A function's own timeout must fire first, so it reports Sandbox.Timedout rather than the task timing out."""
+    checked = set()
     for name, state in asl["States"].items():
         if state.get("Resource") == "arn:aws:states:::lambda:invoke":
-            timeout = props(resources, f"{name}Function")["Timeout"]
+            timeout = props(resources, STATE_FUNCTIONS[name])["Timeout"]
             assert timeout < state["TimeoutSeconds"], f"{name}: function {timeout}s, task {state['TimeoutSeconds']}s"
+            checked.add(STATE_FUNCTIONS[name])
+    assert checked == set(FUNCTIONS)
 
 
 # ---------------------------------------------------------------- env contract: template <-> settings.py
 
 EXPECTED_VARIABLES = {
-    "ValidateFunction": {"MAX_UPLOAD_BYTES", "MAX_PIXELS", "UPLOAD_PREFIX"},
+    "ValidateFunction": {
+        "SOURCE_BUCKET",
+        "UPLOAD_PREFIX",
+        "MAX_UPLOAD_BYTES",
+        "MAX_PIXELS",
+        "RENDITION_WIDTHS",
+        "OUTPUT_FORMATS",
+    },
     "ResizeFunction": {"RENDITION_WIDTHS", "MAX_PIXELS", "STAGING_BUCKET", "STAGING_PREFIX"},
     "WatermarkFunction": {
         "OUTPUT_FORMATS",
@@ -777,9 +1052,33 @@ EXPECTED_VARIABLES = {
         "STAGING_PREFIX",
     },
     "StoreFunction": {"DESTINATION_BUCKET", "STAGING_BUCKET", "STAGING_PREFIX", "UPLOAD_PREFIX"},
-    "NotifyFunction": {"TOPIC_ARN"},
+    "NotifyFunction": {"TOPIC_ARN", "IDEMPOTENCY_TABLE"},
     "CleanupFunction": {"DESTINATION_BUCKET", "STAGING_BUCKET", "STAGING_PREFIX", "UPLOAD_PREFIX"},
+    "RemoveFunction": {
+        "DESTINATION_BUCKET",
+        "UPLOAD_PREFIX",
+        "STAGING_BUCKET",
+        "STAGING_PREFIX",
+        "TOPIC_ARN",
+        "IDEMPOTENCY_TABLE",
+    },
 }
+
+#: The settings classes each handler builds at import time (what its environment must cover).
+EXPECTED_SETTINGS = {
+    "ValidateFunction": [settings.Source, settings.Limits],
+    "ResizeFunction": [settings.RenditionSettings],
+    "WatermarkFunction": [settings.WatermarkSettings, settings.EncodeSettings, settings.Staging],
+    "StoreFunction": [settings.StoreSettings],
+    "NotifyFunction": [settings.NotifySettings],
+    "CleanupFunction": [settings.StoreSettings],
+    "RemoveFunction": [settings.StoreSettings, settings.NotifySettings],
+}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_builds_the_settings_its_step_reads(function: str, function_dirs: dict[str, Any]) -> None:
+    assert settings_classes(function_dirs[function] / "app.py") == EXPECTED_SETTINGS[function]
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -810,9 +1109,18 @@ def test_variables_name_the_right_resources(resources: dict[str, Any]) -> None:
     for function in FUNCTIONS:
         assert raw(function)["STAGING_BUCKET"] == {"Ref": "StagingBucket"}
         assert raw(function)["UPLOAD_PREFIX"] == {"Ref": "UploadPrefix"}
-    assert raw("StoreFunction")["DESTINATION_BUCKET"] == {"Ref": "DestinationBucket"}
-    assert raw("NotifyFunction")["TOPIC_ARN"] == {"Ref": "Topic"}
+    assert raw("ValidateFunction")["SOURCE_BUCKET"] == {"Ref": "SourceBucket"}
+    for function in ("StoreFunction", "CleanupFunction", "RemoveFunction"):
+        assert raw(function)["DESTINATION_BUCKET"] == {"Ref": "DestinationBucket"}, function
+    for function in ("NotifyFunction", "RemoveFunction"):
+        assert raw(function)["TOPIC_ARN"] == {"Ref": "Topic"}, function
+        assert raw(function)["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}, function
     assert raw("ValidateFunction")["MAX_PIXELS"] == raw("ResizeFunction")["MAX_PIXELS"] == {"Ref": "MaxPixels"}
+    # Validate checks what Resize and Watermark will make of an upload: the same widths and formats.
+    assert raw("ValidateFunction")["RENDITION_WIDTHS"] == raw("ResizeFunction")["RENDITION_WIDTHS"]
+    assert raw("ValidateFunction")["RENDITION_WIDTHS"] == {"Ref": "RenditionWidths"}
+    assert raw("ValidateFunction")["OUTPUT_FORMATS"] == raw("WatermarkFunction")["OUTPUT_FORMATS"]
+    assert raw("ValidateFunction")["OUTPUT_FORMATS"] == {"Ref": "OutputFormats"}
 
 
 def test_every_variable_the_template_sets_is_read_by_the_code(
@@ -1130,17 +1438,25 @@ def test_workflow_type_defaults_to_standard(cfn: dict[str, Any]) -> None:
     assert Resolver(cfn)(state_machine["StateMachineType"]) == "STANDARD"
 
 
-def test_upload_prefix_override_reaches_rule_iam_and_code(packaged: dict[str, Any]) -> None:
+def test_upload_prefix_override_reaches_rules_iam_and_code(packaged: dict[str, Any]) -> None:
     overrides = {"UploadPrefix": "incoming/photos/"}
     transformed = sam.to_cloudformation(packaged, overrides)
     resolve = Resolver(transformed, overrides)
-    _, rule = single(transformed["Resources"], "AWS::Events::Rule")
-    assert resolve(rule["EventPattern"]["detail"]["object"]["key"]) == [{"prefix": "incoming/photos/"}]
-    assert function_env(transformed, "ValidateFunction", overrides)["UPLOAD_PREFIX"] == "incoming/photos/"
-    role = role_of(transformed["Resources"], "ValidateFunction")
-    reads = [
-        resolve(s["Resource"])
-        for name, _, s in role_statements(transformed["Resources"])
-        if name == role and s["Action"] == "s3:GetObject"
-    ]
-    assert reads == [f"arn:aws:s3:::{resolve({'Ref': 'SourceBucket'})}/incoming/photos/*"]
+    rules = of_type(transformed["Resources"], "AWS::Events::Rule")
+    assert set(rules) == set(RULES)
+    for rule in rules.values():
+        assert resolve(rule["Properties"]["EventPattern"]["detail"]["object"]["key"]) == [
+            {"prefix": "incoming/photos/"}
+        ]
+    uploads = f"arn:aws:s3:::{resolve({'Ref': 'SourceBucket'})}/incoming/photos/*"
+    readers = {f for f in FUNCTIONS if any(b == "SourceBucket" and k for _, b, k in EXPECTED_S3_ACCESS[f])}
+    assert readers == {"ValidateFunction", "ResizeFunction", "StoreFunction", "CleanupFunction", "RemoveFunction"}
+    for function in sorted(readers):
+        assert function_env(transformed, function, overrides)["UPLOAD_PREFIX"] == "incoming/photos/"
+        role = role_of(transformed["Resources"], function)
+        reads = [
+            resolve(s["Resource"])
+            for name, _, s in role_statements(transformed["Resources"])
+            if name == role and "s3:GetObject" in listify(s["Action"]) and "SourceBucket" in references(s["Resource"])
+        ]
+        assert reads == [uploads], function
