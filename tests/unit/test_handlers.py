@@ -367,7 +367,8 @@ def test_cleanup_removes_what_the_failed_execution_wrote_and_reports_for_people(
         "source": {k: state["source"][k] for k in ("bucket", "key", "version_id", "revision")},
         "execution": EXECUTION,
     }
-    assert "stackTrace" not in json.dumps(result) and "/var/task" not in json.dumps(result)
+    assert "stackTrace" not in json.dumps(result)
+    assert "/var/task" not in json.dumps(result)
 
 
 def test_a_failed_current_revision_takes_the_older_revisions_outputs_with_it(

@@ -17,6 +17,7 @@ For any source key (arbitrary unicode, ``.``/``..``/empty segments, backslashes,
 from __future__ import annotations
 
 import posixpath
+import re
 from urllib.parse import unquote
 
 from hypothesis import HealthCheck, example, given, settings
@@ -77,7 +78,10 @@ PROPERTY_SETTINGS = settings(
 def destination_keys(key: str, prefix: str) -> list[str]:
     """Every key the store step can write for ``key``: each rendition, then the manifest."""
     stem = keys.stem(key, prefix)
-    return [keys.rendition_key(stem, width, extension) for width, extension in SUFFIXES] + [keys.manifest_key(stem)]
+    revision = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"  # as long as S3 VersionIds get
+    return [keys.rendition_key(stem, revision, width, extension) for width, extension in SUFFIXES] + [
+        keys.manifest_key(stem)
+    ]
 
 
 def escape_problems(destination: str) -> list[str]:
@@ -153,6 +157,8 @@ def test_keys_near_the_length_limit_differing_only_past_the_cut_do_not_collide(
 
 
 def test_safe_keys_keep_their_readable_name() -> None:
-    """What the README promises: uploads/holiday/beach.jpg -> holiday/beach.jpg/<width>w.jpg."""
-    assert destination_keys("uploads/holiday/beach.jpg", "uploads/")[0] == "holiday/beach.jpg/16w.avif"
+    """What the README promises: uploads/holiday/beach.jpg -> holiday/beach.jpg/<revision>/<width>w.jpg."""
+    assert re.fullmatch(
+        r"holiday/beach\.jpg/[0-9a-f]{16}/16w\.avif", destination_keys("uploads/holiday/beach.jpg", "uploads/")[0]
+    )
     assert keys.manifest_key(keys.stem("uploads/holiday/beach.jpg", "uploads/")) == "holiday/beach.jpg/manifest.json"

@@ -145,9 +145,9 @@ def test_stem_is_confined_and_short(key: str) -> None:
     assert "." not in segments
     assert not result.startswith("/")
     encoded = result.encode()
-    assert len(encoded) <= keys.MAX_KEY_BYTES - 32
+    assert len(encoded) <= keys.MAX_KEY_BYTES - 48
     assert encoded.decode() == result  # valid UTF-8: no multi-byte character cut in half
-    for full in (keys.rendition_key(result, 16384, "avif"), keys.manifest_key(result)):
+    for full in (keys.rendition_key(result, "v" * 1024, 16384, "avif"), keys.manifest_key(result)):
         assert len(full.encode()) <= keys.MAX_KEY_BYTES
 
 
@@ -157,8 +157,8 @@ def test_long_keys_are_shortened_with_a_hash(char: str, length: int) -> None:
     body = (char * length)[: max(1, length // len(char.encode()))]
     key = "uploads/" + body + ".jpg"
     result = keys.stem(key, "uploads/")
-    assert len(result.encode()) <= keys.MAX_KEY_BYTES - 32
-    if len((body + ".jpg").encode()) <= keys.MAX_KEY_BYTES - 32:
+    assert len(result.encode()) <= keys.MAX_KEY_BYTES - 48
+    if len((body + ".jpg").encode()) <= keys.MAX_KEY_BYTES - 48:
         assert result == body + ".jpg"
     else:
         assert re.search(r"~[0-9a-f]{16}$", result)
@@ -169,7 +169,18 @@ def test_long_keys_are_shortened_with_a_hash(char: str, length: int) -> None:
 
 
 def test_key_helpers() -> None:
-    assert keys.rendition_key("a/b.jpg", 320, "webp") == "a/b.jpg/320w.webp"
+    tag = keys.revision_tag("version-1")
+    assert re.fullmatch(r"[0-9a-f]{16}", tag)
+    assert tag != keys.revision_tag("version-2")
+    assert keys.rendition_key("a/b.jpg", "version-1", 320, "webp") == f"a/b.jpg/{tag}/320w.webp"
+    assert keys.is_rendition_of("a/b.jpg", f"a/b.jpg/{tag}/320w.webp")
+    for other in (
+        f"a/b.jpg/sub.jpg/{tag}/320w.webp",
+        "a/b.jpg/manifest.json",
+        f"a/{tag}/320w.webp",
+        "a/b.jpg/320w.webp",
+    ):
+        assert not keys.is_rendition_of("a/b.jpg", other)
     assert keys.manifest_key("a/b.jpg") == "a/b.jpg/manifest.json"
     assert keys.staging_key("staging/", "abc", "resized/320w.png") == "staging/abc/resized/320w.png"
 
@@ -274,7 +285,9 @@ def test_values_from_the_environment() -> None:
         "WATERMARK_MIN_WIDTH": "0",
         "CACHE_CONTROL": "no-cache",
     }
-    assert Limits.from_env(env) == Limits(max_upload_bytes=1000, max_pixels=200_000_000, upload_prefix="in/")
+    assert Limits.from_env(env) == Limits(
+        max_upload_bytes=1000, max_pixels=200_000_000, upload_prefix="in/", widths=(100, 50), formats=("webp", "avif")
+    )
     assert RenditionSettings.from_env(env).widths == (100, 50)
     assert RenditionSettings.from_env(env).staging == Staging(bucket="staging-bucket", prefix="tmp/")
     assert EncodeSettings.from_env(env) == EncodeSettings(
