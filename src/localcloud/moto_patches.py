@@ -178,17 +178,29 @@ def _bucket_from_cfn(
 # -- 3. S3 events to EventBridge in AWS's shape, errors not swallowed -------------------------
 
 
+#: ``deletion-type`` of an Object Deleted event, by the S3 event name moto sends.
+_DELETION_TYPES = {
+    "s3:ObjectRemoved:Delete": "Permanently Deleted",
+    "s3:ObjectRemoved:DeleteMarkerCreated": "Delete Marker Created",
+}
+
+
 def s3_object_event(account_id: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any]:
-    """The EventBridge event S3 sends (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html)."""
+    """The EventBridge event S3 sends (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html).
+
+    An Object Deleted event names no size or ETag; its reason is the API (``DeleteObject``) and its
+    ``deletion-type`` says whether a delete marker was created or a version removed for good.
+    """
     detail_type = s3_notifications._detail_type(event_name)
-    obj: dict[str, Any] = {
-        "key": key.name,
-        "size": key.size,
-        "etag": key.etag.replace('"', ""),
-        "sequencer": f"{int(datetime.now(UTC).timestamp() * 1e6):016X}",
-    }
+    obj: dict[str, Any] = {"key": key.name}
+    if detail_type != "Object Deleted":
+        obj.update(size=key.size, etag=key.etag.replace('"', ""))
+    obj["sequencer"] = f"{int(datetime.now(UTC).timestamp() * 1e6):016X}"
     if key.version_id and key.version_id != "null":
         obj["version-id"] = key.version_id
+    extra: dict[str, str] = {}
+    if event_name in _DELETION_TYPES:
+        extra = {"reason": "DeleteObject", "deletion-type": _DELETION_TYPES[event_name]}
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -206,6 +218,7 @@ def s3_object_event(account_id: str, bucket: Any, event_name: str, key: Any) -> 
             "requester": account_id,
             "source-ip-address": "127.0.0.1",
             "reason": "PutObject" if event_name.endswith("Put") else event_name.rsplit(":", maxsplit=1)[-1],
+            **extra,
         },
     }
 
@@ -765,7 +778,11 @@ def _s3_backend_put_object(self: S3Backend, bucket_name: str, key_name: str, *ar
 
 def _s3_backend_delete_object(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
     with _key_locks.hold((self.account_id, bucket_name, key_name)):
-        return _originals().s3_backend_delete_object(self, bucket_name, key_name, *args, **kwargs)
+        result = _originals().s3_backend_delete_object(self, bucket_name, key_name, *args, **kwargs)
+        _versioned_deletion_event(
+            self, bucket_name, key_name, kwargs.get("version_id", args[0] if args else None), result
+        )
+        return result
 
 
 # -- 18. DeleteObject with If-Match: * ----------------------------------------------------------
@@ -810,6 +827,41 @@ def _complete_multipart_upload(self: S3Backend, bucket_name: str, multipart_id: 
     return key
 
 
+# -- 20. Deletions in a versioned bucket are Object Deleted events ------------------------------
+
+
+class _RemovedVersion:
+    """The object a permanent deletion names (its key and the version removed)."""
+
+    def __init__(self, name: str, version_id: str) -> None:
+        self.name = name
+        self.version_id = version_id
+
+
+def _versioned_deletion_event(
+    backend: S3Backend, bucket_name: str, key_name: str, version_id: Any, result: Any
+) -> None:
+    """moto 5.2.5 sends no event when DeleteObject creates a delete marker in a versioned bucket, and
+    for a permanent deletion of one version only when it was the key's last. S3 sends Object Deleted
+    for both: ``deletion-type`` "Delete Marker Created" (``version-id`` the marker's) or "Permanently
+    Deleted" (``version-id`` the version removed). Runs inside the object's lock (section 17)."""
+    deleted, meta = result
+    bucket = backend.get_bucket(bucket_name)
+    if not deleted or not bucket.is_versioned:
+        return  # unversioned: moto sends its Permanently Deleted event itself
+    if version_id is None and meta.get("delete-marker") == "true":
+        marker = bucket.keys.get(key_name)
+        event, key = s3_notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT, marker
+    elif version_id is not None and bucket.keys.getlist(key_name, []):
+        event, key = (
+            s3_notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_EVENT,
+            _RemovedVersion(key_name, str(version_id)),
+        )
+    else:
+        return  # the key's last version: moto sent the event
+    s3_notifications.send_event(backend.account_id, event, bucket, key)
+
+
 # -- apply / remove -------------------------------------------------------------------------
 
 PATCHES: dict[str, str] = {
@@ -832,6 +884,7 @@ PATCHES: dict[str, str] = {
     "s3_conditional_writes_atomic": "S3Response.put_object and delete_object, S3Backend.put_object and delete_object",
     "s3_delete_if_match_any": "S3Response.delete_object (inside the object's lock of s3_conditional_writes_atomic)",
     "s3_multipart_one_created_event": "S3Backend.complete_multipart_upload",
+    "s3_versioned_deletion_event": "S3Backend.delete_object (inside the object's lock of s3_conditional_writes_atomic)",
 }
 
 

@@ -1906,3 +1906,48 @@ def test_every_patch_has_both_tests(name: str) -> None:
     assert f"test_gap_{name}" in tests
     assert f"test_patched_{name}" in tests
     assert "drop patch " + name + " from moto_patches" in (tests[f"test_gap_{name}"].__doc__ or "")
+
+
+DELETED = json.dumps({"source": ["aws.s3"], "detail-type": ["Object Deleted"]})
+
+
+def _versioned_deletions(c: Clients) -> tuple[str, list[str]]:
+    """Three versions of a key in a versioned bucket; then a delete (marker) and a permanent delete of
+    one noncurrent version. Returns the queue receiving Object Deleted events and the versions."""
+    url, arn = _queue(c, "deleted")
+    _rule(c, "deleted", [{"Id": "q", "Arn": arn}], pattern=DELETED)
+    _eventbridge_bucket(c, "versioned")
+    c.s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    versions = [c.s3.put_object(Bucket="versioned", Key="k.jpg", Body=bytes([n]))["VersionId"] for n in range(3)]
+    return url, versions
+
+
+def test_gap_s3_versioned_deletion_event(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch s3_versioned_deletion_event from moto_patches."""
+    c = unpatched
+    url, versions = _versioned_deletions(c)
+    c.s3.delete_object(Bucket="versioned", Key="k.jpg")
+    c.s3.delete_object(Bucket="versioned", Key="k.jpg", VersionId=versions[0])
+    assert _bodies(c, url) == [], "no event for a delete marker, nor for a permanent delete of one version"
+
+
+def test_patched_s3_versioned_deletion_event(patched: Clients) -> None:
+    c = patched
+    url, versions = _versioned_deletions(c)
+    marker = c.s3.delete_object(Bucket="versioned", Key="k.jpg")["VersionId"]
+    c.s3.delete_object(Bucket="versioned", Key="k.jpg", VersionId=versions[0])
+    events = _bodies(c, url)
+    assert [(e["detail"]["deletion-type"], e["detail"]["object"]["version-id"]) for e in events] == [
+        ("Delete Marker Created", marker),
+        ("Permanently Deleted", versions[0]),
+    ]
+    for event in events:
+        assert event["detail-type"] == "Object Deleted"
+        assert event["detail"]["reason"] == "DeleteObject"
+        assert event["detail"]["object"]["key"] == "k.jpg"
+        assert "etag" not in event["detail"]["object"]
+        assert "size" not in event["detail"]["object"]
+    # The key's last versions going: one event each, never two for one deletion.
+    for version in (marker, versions[1], versions[2]):
+        c.s3.delete_object(Bucket="versioned", Key="k.jpg", VersionId=version)
+    assert [e["detail"]["object"]["version-id"] for e in _bodies(c, url)] == [marker, versions[1], versions[2]]
