@@ -179,9 +179,11 @@ def _download(s3: Any, stack: Stack, result: Result, out_dir: Path) -> list[Outp
     if not manifest_ref:
         return []
     manifest = json.loads(s3.get_object(Bucket=manifest_ref["bucket"], Key=manifest_ref["key"])["Body"].read())
+    # One version per source locally: out/<stem>/<width>w.<ext>, without the revision folder.
+    stem = str(manifest_ref["key"]).removesuffix("/manifest.json")
     files: list[OutputFile] = []
     for rendition in manifest["renditions"]:
-        target = out_dir / rendition["key"]
+        target = out_dir / stem / rendition["key"].rsplit("/", 1)[-1]
         target.parent.mkdir(parents=True, exist_ok=True)
         body = s3.get_object(Bucket=rendition["bucket"], Key=rendition["key"])["Body"].read()
         partial = target.with_name(target.name + ".partial")

@@ -188,6 +188,7 @@ def test_aws_cli_against_imgpipe_serve(tmp_path: Path) -> None:
                 endpoint,
                 "s3",
                 "ls",
+                "--recursive",
                 f"s3://{outputs['DestinationBucketName']}/photo.jpg/",
             ],
             capture_output=True,
@@ -195,8 +196,8 @@ def test_aws_cli_against_imgpipe_serve(tmp_path: Path) -> None:
             env=env,
             check=True,
         ).stdout
-        assert "600w.jpg" in listed
-        assert "manifest.json" in listed
+        assert re.search(r"photo\.jpg/[0-9a-f]{16}/600w\.jpg", listed), listed
+        assert "photo.jpg/manifest.json" in listed
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -331,7 +332,7 @@ def test_serve_stops_cleanly_during_a_burst_of_uploads(tmp_path: Path, signum: i
 def test_start_execution_prints_the_path_through_the_states(tmp_path: Path) -> None:
     done = imgpipe("start-execution", "--input", str(ROOT / "events" / "failure-empty-object.json"), cwd=tmp_path)
     assert done.returncode == 1
-    for state in ("Read Upload", "From Manual Input", "Validate", "Publish Failure", "Failed"):
+    for state in ("Validate", "Route", "Cleanup", "Publish Failure", "Failed"):
         assert state in done.stdout
     assert "EmptyObject" in done.stdout
 
