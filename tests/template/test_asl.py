@@ -68,6 +68,9 @@ VALIDATE, ROUTE, VALIDATE_FAILED = "Validate", "Route", "Validate Failed"
 REMOVE, SUPERSEDED = "Remove Outputs", "Superseded"
 CLEANUP, FAILED_OR_SUPERSEDED = "Cleanup", "Failed or Superseded"
 FAILURE, UNREPORTED, FAILED = "Publish Failure", "Publish Unreported Failure", "Failed"
+CLEANUP_FAILED = "Cleanup Failed"
+#: What the execution says when its failure branch could not run.
+UNREPORTED_CAUSE = "the failure branch could not run; the execution history holds the error"
 PIPELINE_ORDER = ["Validate", "Resize", "Watermark", "Store", "Notify"]
 #: Every state a successful execution enters, in order: six.
 SUCCESS_PATH = [VALIDATE, ROUTE, "Resize", "Watermark", "Store", "Notify"]
@@ -99,6 +102,7 @@ ALL_STATES = {
     CLEANUP,
     FAILED_OR_SUPERSEDED,
     FAILURE,
+    CLEANUP_FAILED,
     UNREPORTED,
     FAILED,
 }
@@ -937,10 +941,10 @@ def test_a_failing_cleanup_still_publishes_and_fails_with_the_original_error(
     cleanup_error = lambda_error("InternalError", "KeyError: 'watermarked'")
     pipeline.fail(CLEANUP, cleanup_error)
     run = walk(asl, execution_input, pipeline)
-    assert run.visited[-3:] == [CLEANUP, UNREPORTED, FAILED]
+    assert run.visited[-4:] == [CLEANUP, CLEANUP_FAILED, UNREPORTED, FAILED]
     original = run.inputs[CLEANUP]["error"]
     assert original["Error"] == error
-    assert run.error == original, "Cleanup's own error never replaces the step's"
+    assert run.error == {"Error": original["Error"], "Cause": UNREPORTED_CAUSE}, "Cleanup's error never replaces it"
     assert run.output["cleanup_error"] == cleanup_error
     published = run.call(UNREPORTED).parameters
     assert published["Message"]["error"] == error
@@ -1060,7 +1064,17 @@ def test_every_catch_goes_to_cleanup_with_the_error(asl: dict[str, Any]) -> None
     assert cleanup["OutputPath"] == "$.Payload"
     assert cleanup["Next"] == FAILED_OR_SUPERSEDED
     # A failing clean-up never replaces the step's error: it is kept apart and the failure is still published.
-    assert catchers[CLEANUP] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": UNREPORTED}]
+    assert catchers[CLEANUP] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": CLEANUP_FAILED}
+    ]
+    # The execution fails with the step's error name and a cause for people (a caught Cause may be absent).
+    cleanup_failed = asl["States"][CLEANUP_FAILED]
+    assert {k: v for k, v in cleanup_failed.items() if k != "Comment"} == {
+        "Type": "Pass",
+        "Parameters": {"Error.$": "$.error.Error", "Cause": UNREPORTED_CAUSE},
+        "ResultPath": "$.error",
+        "Next": UNREPORTED,
+    }
 
 
 def test_failed_or_superseded_chooses_on_cleanups_answer(asl: dict[str, Any]) -> None:
