@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Final
 
 #: Every operation the functions call, by service: the pipeline's own (``pipeline.storage``,
-#: ``pipeline.recovery_io``) and those of Powertools' DynamoDB idempotency layer (notify).
+#: ``pipeline.recovery_io``) and those of Powertools' DynamoDB idempotency layer (notify, remove).
 OPERATIONS: Final[Mapping[str, tuple[str, ...]]] = {
-    "s3": ("CopyObject", "DeleteObjects", "GetObject", "HeadObject", "ListObjectsV2", "PutObject"),
+    "s3": ("CopyObject", "DeleteObject", "DeleteObjects", "GetObject", "HeadObject", "ListObjectsV2", "PutObject"),
     "sns": ("Publish",),
     "dynamodb": ("DeleteItem", "GetItem", "PutItem", "UpdateItem"),
     "stepfunctions": ("DescribeExecution", "ListExecutions", "StartExecution"),

@@ -153,7 +153,7 @@ def _state_machine_from_cfn(
     )
 
 
-# -- 2. A bucket's EventBridge notifications from CloudFormation -----------------------------
+# -- 2. A bucket's EventBridge notifications and versioning from CloudFormation --------------
 
 
 def _bucket_from_cfn(
@@ -165,13 +165,18 @@ def _bucket_from_cfn(
     region_name: str,
     **kwargs: Any,
 ) -> FakeBucket:
-    """moto 5.2.5 ignores a bucket's NotificationConfiguration in CloudFormation."""
+    """moto 5.2.5 ignores a bucket's NotificationConfiguration and its VersioningConfiguration in
+    CloudFormation (the bucket is created unversioned, without EventBridge notifications)."""
     bucket: FakeBucket = _originals().bucket_cfn.__func__(
         cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
     )
-    config = cloudformation_json.get("Properties", {}).get("NotificationConfiguration", {})
+    properties = cloudformation_json.get("Properties", {})
+    config = properties.get("NotificationConfiguration", {})
     if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") in (True, "true", "True"):
         bucket.set_notification_configuration({"EventBridgeConfiguration": {}})
+    status = properties.get("VersioningConfiguration", {}).get("Status")
+    if status in ("Enabled", "Suspended"):
+        bucket.versioning_status = status
     return bucket
 
 
@@ -867,6 +872,7 @@ def _versioned_deletion_event(
 PATCHES: dict[str, str] = {
     "cfn_state_machine_executes": "StateMachine.create_from_cloudformation_json",
     "cfn_bucket_eventbridge": "FakeBucket.create_from_cloudformation_json",
+    "cfn_bucket_versioning": "FakeBucket.create_from_cloudformation_json (with cfn_bucket_eventbridge)",
     "s3_eventbridge_event_shape": "moto.s3.notifications._send_event_bridge_message",
     "events_state_machine_target": "Rule.send_to_targets",
     "sfn_nameless_execution": "StepFunctionsParserBackend.start_execution",

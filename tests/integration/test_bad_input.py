@@ -44,7 +44,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from localcloud.manual import state_path
-from pipeline.keys import source_digest
+from pipeline.keys import manifest_key, rendition_key, source_digest
 from tests import images
 from tests.integration.conftest import Deployed
 
@@ -54,8 +54,8 @@ pytestmark = pytest.mark.slow
 CASE_TIMEOUT_S = 300.0
 #: The template's default MaxUploadBytes (the over-the-limit case needs no deployment of its own).
 MAX_UPLOAD_BYTES = 52_428_800
-#: Destination keys are shortened to leave room for "/<width>w.<ext>" (pipeline.keys).
-MAX_STEM_BYTES = 1024 - 32
+#: Stems leave room for "/<revision tag>/<width>w.<ext>" and "/manifest.json" (pipeline.keys).
+MAX_STEM_BYTES = 1024 - 48
 WHITE = (255, 255, 255)
 
 Check = Callable[[Image.Image, bytes], None]
@@ -589,7 +589,9 @@ def test_each_case_ends_as_declared(corpus: Corpus, case: Case) -> None:
     source = corpus.s3.get_object(Bucket=stack.source_bucket, Key=key)
     assert source["Body"].read() == outcome.body, "the source object is untouched"
     etag = source["ETag"].strip('"')
-    digest = source_digest(stack.source_bucket, key, etag)
+    version = source["VersionId"]
+    # Each execution stages under a digest of the source revision (its VersionId) and the execution.
+    digest = source_digest(stack.source_bucket, key, version + "\0" + execution["executionArn"])
     assert corpus.keys_under(stack.staging_bucket, f"staging/{digest}/") == [], "nothing left in staging"
 
     messages = corpus.messages_for(key)
@@ -600,7 +602,7 @@ def test_each_case_ends_as_declared(corpus: Corpus, case: Case) -> None:
     if case.error is not None:
         _assert_failed(corpus, case, key, execution, message)
     else:
-        _assert_succeeded(corpus, case, outcome, etag, execution, message)
+        _assert_succeeded(corpus, case, outcome, etag, version, execution, message)
 
 
 def _assert_failed(corpus: Corpus, case: Case, key: str, execution: dict[str, Any], message: dict[str, Any]) -> None:
@@ -611,7 +613,10 @@ def _assert_failed(corpus: Corpus, case: Case, key: str, execution: dict[str, An
     assert message["MessageAttributes"]["error"]["Value"] == case.error
     assert message["Message"]["status"] == "FAILED"
     assert message["Message"]["error"] == case.error
-    assert message["Message"]["upload"]["key"] == key
+    assert message["Message"]["source"]["key"] == key
+    assert message["Message"]["step"] == case.failed_in.lower()
+    assert "upload" not in message["Message"]
+    assert "cause" not in message["Message"]
     stem = case.expected_stem
     assert stem is not None
     assert corpus.keys_under(corpus.deployed.stack.destination_bucket, stem + "/") == [], "no outputs"
@@ -620,15 +625,27 @@ def _assert_failed(corpus: Corpus, case: Case, key: str, execution: dict[str, An
         executionArn=execution["executionArn"]
     ):
         history.extend(page["events"])
-    path = [step["state"] for step in state_path(history)]
-    assert path[-3:] == ["Cleanup", "Publish Failure", "Failed"]
-    failed = path[-4]
-    assert failed == case.failed_in
-    assert path.count(failed) == 1, "validation errors are never retried"
+    steps = state_path(history)
+    path = [step["state"] for step in steps]
+    assert path[-4:] == ["Cleanup", "Failed or Superseded", "Publish Failure", "Failed"]
+    assert path.count("Validate") == 1
+    if case.failed_in == "Validate":
+        # Validate finds the error and returns it (REJECTED); Route sends it to Cleanup.
+        assert path == ["Validate", "Route", "Cleanup", "Failed or Superseded", "Publish Failure", "Failed"]
+    else:
+        assert path[-5] == case.failed_in
+    [failed] = [step for step in steps if step["state"] == case.failed_in]
+    assert failed["attempts"] == 1, "validation errors are never retried"
 
 
 def _assert_succeeded(
-    corpus: Corpus, case: Case, outcome: Outcome, etag: str, execution: dict[str, Any], message: dict[str, Any]
+    corpus: Corpus,
+    case: Case,
+    outcome: Outcome,
+    etag: str,
+    version: str,
+    execution: dict[str, Any],
+    message: dict[str, Any],
 ) -> None:
     stack, key = corpus.deployed.stack, outcome.key
     assert execution["status"] == "SUCCEEDED", f"{execution.get('error')}: {execution.get('cause')}"
@@ -637,10 +654,11 @@ def _assert_succeeded(
     assert body["status"] == "SUCCEEDED"
     assert body["source"]["key"] == key
     assert body["source"]["etag"] == etag
+    assert body["source"]["revision"] == version
 
-    manifest_key = body["manifest"]["key"]
-    assert manifest_key.endswith("/manifest.json")
-    stem = manifest_key.removesuffix("/manifest.json")
+    manifest_name = body["manifest"]["key"]
+    assert manifest_name.endswith("/manifest.json")
+    stem = manifest_name.removesuffix("/manifest.json")
     if case.expected_stem is not None:
         assert stem == case.expected_stem
     else:  # a key too long to keep: shortened, unique, within S3's limit once suffixed
@@ -650,18 +668,23 @@ def _assert_succeeded(
         assert re.fullmatch(r"[0-9a-f]{16}", digest)
         assert name.startswith(head)
         assert len(head) > len(name) // 2
-    expected = sorted([f"{stem}/{w}w.jpg" for w, _ in case.sizes] + [manifest_key])
+    assert manifest_name == manifest_key(stem)
+    rendition_keys = [rendition_key(stem, version, w, "jpg") for w, _ in case.sizes]
+    expected = sorted([*rendition_keys, manifest_name])
     assert corpus.keys_under(stack.destination_bucket, stem + "/") == expected
     assert all(len(k.encode()) <= 1024 for k in expected)
 
-    manifest = json.loads(corpus.s3.get_object(Bucket=stack.destination_bucket, Key=manifest_key)["Body"].read())
+    manifest = json.loads(corpus.s3.get_object(Bucket=stack.destination_bucket, Key=manifest_name)["Body"].read())
     assert manifest["source"]["key"] == key
     assert manifest["source"]["etag"] == etag
+    assert manifest["source"]["revision"] == manifest["source"]["version_id"] == version
+    assert [r["key"] for r in manifest["renditions"]] == rendition_keys
+    assert [r["key"] for r in body["renditions"]] == rendition_keys
     assert [(r["width"], r["height"]) for r in manifest["renditions"]] == list(case.sizes)
     assert [(r["width"], r["height"]) for r in body["renditions"]] == list(case.sizes)
 
-    for width, height in case.sizes:
-        got = corpus.s3.get_object(Bucket=stack.destination_bucket, Key=f"{stem}/{width}w.jpg")
+    for (width, height), rendition in zip(case.sizes, rendition_keys, strict=True):
+        got = corpus.s3.get_object(Bucket=stack.destination_bucket, Key=rendition)
         assert got["ContentType"] == "image/jpeg"
         with Image.open(io.BytesIO(got["Body"].read())) as img:
             assert img.format == "JPEG"

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
 from localcloud.manual import state_path
 from localcloud.moto_patches import Fault
-from localcloud.runner import Subscriber
-from tests.integration.conftest import Deployed, jpeg
+from tests.integration.conftest import Deployed, deploy, jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def fast() -> Iterator[Deployed]:
     """Retry waits scaled down 100 times: a 2 s interval takes 20 ms."""
-    with LocalCloud(time_scale=0.01) as cloud:
-        stack = cloud.deploy()
-        yield Deployed(cloud, stack, Subscriber(cloud, stack))
+    yield from deploy(time_scale=0.01)
 
 
 def history(deployed: Deployed, arn: str) -> list[dict[str, Any]]:
@@ -67,7 +63,12 @@ def test_throttling_and_5xx_in_every_step_are_retried_to_success(fast: Deployed)
     assert {step: fault.hits for step, fault in faults.items()} == dict.fromkeys(faults, 4)
     errors = task_errors(history(fast, execution["executionArn"]))
     assert errors == {step: ["TransientError"] for step in faults}, errors
-    assert len(fast.messages_for(key)) == 1
+    [message] = fast.messages_for(key)
+    assert message["Message"]["status"] == "SUCCEEDED"
+    version = fast.version_id(key)
+    assert message["Message"]["source"]["revision"] == version
+    assert fast.outputs_under(name) == fast.expected_outputs(name, version, (900, 320))
+    assert fast.keys(stack.staging_bucket) == []
 
 
 def test_a_worker_killed_mid_invocation_is_reported_and_retried(fast: Deployed) -> None:
@@ -92,10 +93,14 @@ def test_a_worker_that_keeps_dying_ends_in_the_failure_branch(fast: Deployed) ->
     assert execution["status"] == "FAILED"
     assert execution["error"] == "Runtime.ExitError"
     path = [s["state"] for s in state_path(history(fast, execution["executionArn"]))]
-    assert path[-3:] == ["Cleanup", "Publish Failure", "Failed"]
+    assert path[-5:] == ["Watermark", "Cleanup", "Failed or Superseded", "Publish Failure", "Failed"]
     assert fast.keys(fast.stack.staging_bucket) == [], "the clean-up removed the resized intermediates"
+    assert fast.outputs_under("always killed.jpg") == [], "nothing reached the destination"
     [message] = fast.messages_for(key)
     assert message["Message"]["error"] == "Runtime.ExitError"
+    assert message["Message"]["step"] == "watermark"
+    assert message["Message"]["source"]["key"] == key
+    assert message["Message"]["source"]["revision"] == fast.version_id(key)
 
 
 def test_a_step_that_times_out_is_retried_then_fails_cleanly(fast: Deployed) -> None:
@@ -118,5 +123,7 @@ def test_a_step_that_times_out_is_retried_then_fails_cleanly(fast: Deployed) -> 
     assert errors["Resize"] == ["Sandbox.Timedout"] * 4, "the first attempt and three retries"
     assert fast.keys(fast.stack.staging_bucket) == []
     assert [m["Message"]["error"] for m in fast.messages_for(key)] == ["Sandbox.Timedout"]
+    assert [m["Message"]["step"] for m in fast.messages_for(key)] == ["resize"]
+    assert fast.outputs_under("stuck.jpg") == []
     failed = [e for e in history(fast, execution["executionArn"]) if e["type"] == "TaskFailed"]
     assert "Task timed out after 1.00 seconds" in failed[0]["taskFailedEventDetails"]["cause"]

@@ -20,7 +20,13 @@ def test_parameter_overrides_reach_the_functions() -> None:
         deployed.upload(small, jpeg(400, 20))
         assert deployed.execution_for(big)["error"] == "ObjectTooLarge"
         assert deployed.execution_for(small)["status"] == "SUCCEEDED"
-        assert "small.jpg/300w.jpg" in deployed.keys(deployed.stack.destination_bucket)
+        assert deployed.outputs_under("small.jpg") == deployed.expected_outputs(
+            "small.jpg", deployed.version_id(small), (300,)
+        )
+        assert deployed.outputs_under("big.jpg") == []
+        [failure] = deployed.messages_for(big)
+        assert failure["Message"]["error"] == "ObjectTooLarge"
+        assert failure["Message"]["source"]["key"] == big
 
 
 def test_unknown_parameters_are_refused() -> None:

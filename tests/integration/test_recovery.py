@@ -96,6 +96,7 @@ def test_reconciler_restarts_every_upload_whose_event_was_lost(events_lost: Depl
         assert execution["name"] == execution_name(deployed.stack.source_bucket, key, etag(deployed, key))
         assert json.loads(execution["input"]) == {"bucket": deployed.stack.source_bucket, "key": key}
         assert manifest(deployed, key)["source"]["etag"] == etag(deployed, key)
+        assert manifest(deployed, key)["source"]["revision"] == deployed.version_id(key)
         [message] = deployed.messages_for(key)
         assert message["MessageAttributes"]["status"]["Value"] == "SUCCEEDED"
     assert len(executions(deployed)) == 6
@@ -128,6 +129,12 @@ def test_reconciler_restarts_a_replaced_upload(events_lost: Deployed) -> None:
     [rerun] = [e for e in executions(deployed) if e["name"] == execution_name(deployed.stack.source_bucket, key, new)]
     assert deployed.cloud.wait_for_execution(rerun["executionArn"], timeout_s=120)["status"] == "SUCCEEDED"
     assert manifest(deployed, key)["source"]["etag"] == new != old
+    name = stem(key, deployed.stack.upload_prefix)
+    version = deployed.version_id(key)
+    assert manifest(deployed, key)["source"]["revision"] == version
+    assert deployed.outputs_under(name) == deployed.expected_outputs(name, version, (800, 320)), (
+        "the old renditions are gone"
+    )
     assert len(executions(deployed)) == 2
 
 

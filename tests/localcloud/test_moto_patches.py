@@ -368,6 +368,40 @@ def test_patched_cfn_bucket_eventbridge(patched: Clients, runtime: FakeRuntime) 
     ]
 
 
+def _versioned_bucket_resource(name: str, status: str | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"BucketName": name}
+    if status is not None:
+        properties["VersioningConfiguration"] = {"Status": status}
+    return {"Type": "AWS::S3::Bucket", "Properties": properties}
+
+
+def test_gap_cfn_bucket_versioning(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap: drop patch cfn_bucket_versioning from moto_patches."""
+    c = unpatched
+    _stack(c, {"Bucket": _versioned_bucket_resource("cfn-versioned", "Enabled")})
+    assert "Status" not in c.s3.get_bucket_versioning(Bucket="cfn-versioned")
+    assert "VersionId" not in c.s3.put_object(Bucket="cfn-versioned", Key="a.jpg", Body=b"a")
+
+
+def test_patched_cfn_bucket_versioning(patched: Clients) -> None:
+    c = patched
+    _stack(
+        c,
+        {
+            "Enabled": _versioned_bucket_resource("cfn-versioned", "Enabled"),
+            "Suspended": _versioned_bucket_resource("cfn-suspended", "Suspended"),
+            "Plain": _versioned_bucket_resource("cfn-plain", None),
+        },
+    )
+    assert c.s3.get_bucket_versioning(Bucket="cfn-versioned")["Status"] == "Enabled"
+    assert c.s3.get_bucket_versioning(Bucket="cfn-suspended")["Status"] == "Suspended"
+    assert "Status" not in c.s3.get_bucket_versioning(Bucket="cfn-plain")
+    first = c.s3.put_object(Bucket="cfn-versioned", Key="a.jpg", Body=b"a")["VersionId"]
+    second = c.s3.put_object(Bucket="cfn-versioned", Key="a.jpg", Body=b"b")["VersionId"]
+    assert first != second
+    assert c.s3.get_object(Bucket="cfn-versioned", Key="a.jpg", VersionId=first)["Body"].read() == b"a"
+
+
 # -- 3. s3_eventbridge_event_shape ------------------------------------------------------------------
 
 

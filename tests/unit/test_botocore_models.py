@@ -210,7 +210,11 @@ CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
                 "MetadataDirective": "REPLACE",
             },
         ),
+        ("get_object", {"Bucket": "b", "Key": "uploads/a.jpg", "VersionId": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH"}),
+        ("put_object", {"Bucket": "d", "Key": "a.jpg/manifest.json", "Body": b"{}", "IfMatch": '"e"'}),
+        ("put_object", {"Bucket": "d", "Key": "a.jpg/manifest.json", "Body": b"{}", "IfNoneMatch": "*"}),
         ("list_objects_v2", {"Bucket": "b", "Prefix": "staging/"}),
+        ("delete_object", {"Bucket": "d", "Key": "a.jpg/manifest.json", "IfMatch": '"e"'}),
         ("delete_objects", {"Bucket": "b", "Delete": {"Objects": [{"Key": "k"}], "Quiet": True}}),
     ],
     "sns": [
