@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from localcloud import sam
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
+# Powertools' Metrics singleton takes its namespace when pipeline.observability is first imported, which
+# may be at collection (a test module importing pipeline.steps): as on Lambda, the variable is set before.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ImagePipeline")
 
 
 @dataclass

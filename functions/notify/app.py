@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
@@ -15,12 +14,12 @@ from pipeline.storage import Topic
 
 SETTINGS = NotifySettings.from_env()
 TOPIC = Topic.create(SETTINGS.topic_arn)
-PERSISTENCE, ONCE = once_per_revision(SETTINGS.idempotency_table, SETTINGS.idempotency_seconds)
+ONCE = once_per_revision(SETTINGS, key_prefix="notify")
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution")
-@idempotent(persistence_store=PERSISTENCE, config=ONCE, key_prefix="notify")
+@ONCE
 @event_source(data_class=NotifyEvent)
 def lambda_handler(event: NotifyEvent, context: LambdaContext) -> dict[str, Any]:
     return run_step("notify", event, lambda: steps.notify(event, SETTINGS, TOPIC))

@@ -3,26 +3,24 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import steps
 from pipeline.events import RemoveEvent
 from pipeline.idempotency import once_per_revision
 from pipeline.observability import logger, metrics, run_step
-from pipeline.settings import NotifySettings, StoreSettings
+from pipeline.settings import RemoveSettings
 from pipeline.storage import S3Store, Topic
 
-SETTINGS = StoreSettings.from_env()
-NOTIFY = NotifySettings.from_env()
+SETTINGS = RemoveSettings.from_env()
 S3 = S3Store.create()
-TOPIC = Topic.create(NOTIFY.topic_arn)
-PERSISTENCE, ONCE = once_per_revision(NOTIFY.idempotency_table, NOTIFY.idempotency_seconds)
+TOPIC = Topic.create(SETTINGS.notify.topic_arn)
+ONCE = once_per_revision(SETTINGS.notify, key_prefix="remove")
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution")
-@idempotent(persistence_store=PERSISTENCE, config=ONCE, key_prefix="remove")
+@ONCE
 @event_source(data_class=RemoveEvent)
 def lambda_handler(event: RemoveEvent, context: LambdaContext) -> dict[str, Any]:
-    return run_step("remove", event, lambda: steps.remove(event, SETTINGS, S3, TOPIC))
+    return run_step("remove", event, lambda: steps.remove(event, SETTINGS.store, S3, TOPIC))

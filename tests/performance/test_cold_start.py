@@ -32,7 +32,7 @@ HEAVY = (
 )
 #: Clients come from botocore; boto3 (and s3transfer under it) is imported only by Powertools' idempotency layer.
 BOTO3 = ("boto3", "s3transfer")
-BOTO3_USERS = {"notify"}
+BOTO3_USERS = {"notify", "remove"}
 #: The time bound, as a multiple of the budget, on the fastest of a few fresh processes.
 BOUND = 3
 UNCHECKED_HASH_PYC = 0b01  # the flags word of a PEP 552 .pyc: hash-based, source not checked

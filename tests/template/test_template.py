@@ -865,7 +865,7 @@ def test_remove_role_is_exactly_what_remove_needs(resources: dict[str, Any], fun
     """RemoveFunction: the manifest and the renditions it lists, removed by exact key; a HEAD of the source
     (uploaded again since?); one DELETED message per deletion (the topic, its key, idempotency records)."""
     handler = (function_dirs["RemoveFunction"] / "app.py").read_text(encoding="utf-8")
-    for used in ("@idempotent(", "Topic.create(", "S3Store.create()"):
+    for used in ("once_per_revision(", "@ONCE", "Topic.create(", "S3Store.create()"):
         assert used in handler, used
     role = role_of(resources, "RemoveFunction")
     assert role == "RemoveFunctionRole"
@@ -1072,7 +1072,7 @@ EXPECTED_SETTINGS = {
     "StoreFunction": [settings.StoreSettings],
     "NotifyFunction": [settings.NotifySettings],
     "CleanupFunction": [settings.StoreSettings],
-    "RemoveFunction": [settings.StoreSettings, settings.NotifySettings],
+    "RemoveFunction": [settings.RemoveSettings],
 }
 
 

@@ -260,8 +260,8 @@ def test_given_figures_default_to_the_template_s_memory_and_happy_path() -> None
     figures = cost.from_figures(ms={"Resize": 300, "notify": 40}, memory_mb={"NotifyFunction": 128})
     assert figures.function("Resize").memory_mb == cost.template_memory()["Resize"]
     assert figures.function("Notify").memory_mb == 128
-    assert cost.happy_path_transitions() == 8  # Read Upload, From S3 Event, five tasks, Done
-    assert figures.executions[0].transitions == 8
+    assert cost.happy_path_transitions() == 6  # Validate, Route, Resize, Watermark, Store, Notify
+    assert figures.executions[0].transitions == 6
     assert figures.executions[0].duration_ms == 340
 
 

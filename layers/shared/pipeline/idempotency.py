@@ -11,21 +11,27 @@ IdempotencyAlreadyInProgressError, which the state machine retries.
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from collections.abc import Callable
+from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent
+
+from pipeline.settings import NotifySettings
 from pipeline.storage import client
 
 #: The revision a message is about: one version of one object key.
 KEY_JMESPATH = "[source.bucket, source.key, source.revision]"
 
 
-def once_per_revision(table: str, expires_after_seconds: int) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
+def once_per_revision(settings: NotifySettings, key_prefix: str) -> Callable[..., Any]:
+    """Powertools' ``idempotent`` decorator, configured for one message per source revision."""
     # The client comes from the function's session (Powertools would open a second one), with
     # the configuration Powertools gives its own: botocore's defaults.
-    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb", None))
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=client("dynamodb", None))
     config = IdempotencyConfig(
         event_key_jmespath=KEY_JMESPATH,
         raise_on_no_idempotency_key=True,
-        expires_after_seconds=expires_after_seconds,
+        expires_after_seconds=settings.idempotency_seconds,
     )
-    return persistence, config
+    decorator: Callable[..., Any] = idempotent(persistence_store=persistence, config=config, key_prefix=key_prefix)
+    return decorator

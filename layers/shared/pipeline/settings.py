@@ -227,3 +227,15 @@ class NotifySettings:
             idempotency_table=_get(env, "IDEMPOTENCY_TABLE"),
             idempotency_seconds=_int(env, "IDEMPOTENCY_SECONDS", 7 * 24 * 3600, 60, 366 * 24 * 3600),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveSettings:
+    """The remove step: where the outputs are (as Store writes them) and where messages go (as Notify sends them)."""
+
+    store: StoreSettings
+    notify: NotifySettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> RemoveSettings:
+        return cls(store=StoreSettings.from_env(env), notify=NotifySettings.from_env(env))
