@@ -506,3 +506,20 @@ def test_inputs_naming_another_bucket_or_a_malformed_name_are_rejected_not_retri
         result = chain.call("validate", {"bucket": bucket, "key": key})
         assert (result["outcome"], result["error"]["Error"], result["source"]) == ("REJECTED", "InvalidInput", None)
     assert cloud.keys(cloud.destination_bucket) == before
+
+
+@pytest.mark.parametrize("encoded", [True, False])
+def test_a_deleted_key_loses_its_outputs_whichever_way_the_event_writes_it(
+    cloud: Cloud, chain: Chain, encoded: bool
+) -> None:
+    key = cloud.upload_prefix + "a+b c%.jpg"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=photo(700, 500))
+    chain.run(s3_event(cloud, key, encoded))
+    assert len(cloud.keys(cloud.destination_bucket)) == 3
+    cloud.s3.delete_object(Bucket=cloud.source_bucket, Key=key)
+    decided = chain.call("validate", s3_event(cloud, key, encoded, detail_type="Object Deleted"))
+    assert decided["outcome"] == "DELETED"
+    removed = chain.call("remove", {"source": decided["source"]})
+    assert removed["outcome"] == "DELETED"
+    assert cloud.keys(cloud.destination_bucket) == []
+    assert len(removed["removed"]) == 3

@@ -309,3 +309,11 @@ class RemoveEvent(StepEvent):
             if not isinstance(source.get(name), str):
                 raise InvalidInput(f"the step input's source needs {name!r} (str)")
         return cast(dict[str, str], source)
+
+    @property
+    def readings(self) -> list[str]:
+        """Every reading of the deleted key (an event's key may be written as-is or form-urlencoded)."""
+        readings = self["source"].get("keys")
+        if isinstance(readings, list) and readings and all(isinstance(k, str) for k in readings):
+            return list(dict.fromkeys(readings))
+        return [self.source["key"]]

@@ -69,6 +69,8 @@ def source_summary(source: dict[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(source, dict):
         return None
     summary = {name: source.get(name) for name in ("bucket", "key", "version_id", "revision") if source.get(name)}
+    if isinstance(source.get("keys"), list) and len(source["keys"]) > 1:
+        summary["keys"] = [one_line(str(key), 1100) for key in source["keys"][:2]]
     for name, value in summary.items():
         if isinstance(value, str):
             summary[name] = one_line(value, 1100)

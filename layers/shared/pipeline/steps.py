@@ -72,7 +72,10 @@ def validate(event: ValidateEvent, origin: Source, limits: Limits, s3: S3Store) 
             if upload.kind == "manual":
                 raise SourceMissing(f"s3://{upload.bucket}/{excerpt(key)} does not exist")
             source["revision"] = upload.version_id or upload.sequencer or event.get("id") or key
-            return _decided(DELETED if upload.kind == "deleted" else SUPERSEDED, source)
+            if upload.kind == "deleted":
+                # Neither reading of an event's key exists: the outputs of each go (none exist for a wrong reading).
+                return _decided(DELETED, {**source, "keys": list(upload.candidates)})
+            return _decided(SUPERSEDED, source)
         pinned = _pin(upload.bucket, key, head)
         if upload.kind == "created" and not _same_version(upload, head):
             return _decided(SUPERSEDED, {**source, "revision": upload.version_id or upload.etag or ""})
@@ -336,10 +339,15 @@ def remove(event: RemoveEvent, settings: StoreSettings, s3: S3Store, topic: Topi
     own run decides what the destination holds.
     """
     source = event.source
-    stem = keys.stem(source["key"], settings.upload_prefix)
-    place = destination.Destination(s3, settings.destination_bucket, stem)
-    removed = place.clear(lambda _: s3.current(source["bucket"], source["key"]) is None)
-    if s3.current(source["bucket"], source["key"]) is not None:
+    removed: list[str] = []
+    for key in event.readings:
+
+        def gone(_: Any, key: str = key) -> bool:
+            return s3.current(source["bucket"], key) is None
+
+        place = destination.Destination(s3, settings.destination_bucket, keys.stem(key, settings.upload_prefix))
+        removed += place.clear(gone)
+    if any(s3.current(source["bucket"], key) is not None for key in event.readings):
         return {"outcome": "UNCHANGED", "removed": removed, "message_id": None}
     message = messages.deleted_message(execution=event.execution, source=dict(source), removed=removed)
     message_id = topic.publish(message, messages.status_attributes(DELETED), "Image deleted")
