@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import struct
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from PIL import Image, PngImagePlugin
 from pipeline import errors, formats, inspection
 from pipeline.settings import Limits
 from tests import images
+from tests.conftest import ROOT
 
 #: The errors an upload's content may end in (SourceMissing and SourceChanged come from S3, InvalidInput
 #: from the execution input).
@@ -225,3 +227,19 @@ def test_an_escape_would_be_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcome(b"") == "! InternalError: a defect"
     assert outcome(b"").startswith("! CorruptImage in more than one line")
     assert outcome(b"") == "CorruptImage"
+
+
+def test_the_named_errors_are_in_the_readmes_error_list() -> None:
+    """The names the mutations may end in are documented, as errors that are never retried."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Error names") :].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `(\w+)` \| (yes|no) \|", table, flags=re.MULTILINE))
+    assert {error.__name__ for error in NAMED} <= {name for name, retried in documented.items() if retried == "no"}
+    # Every error the pipeline raises on purpose is in the list.
+    raised = {cls.__name__ for cls in _subclasses(errors.PipelineError)} - {"PipelineError", "ValidationError"}
+    assert raised - {"ConfigurationError"} <= set(documented)
+
+
+def _subclasses(cls: type[Exception]) -> set[type[Exception]]:
+    children: list[type[Exception]] = cls.__subclasses__()
+    return {cls} | {sub for child in children for sub in _subclasses(child)}
