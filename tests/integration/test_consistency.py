@@ -231,3 +231,34 @@ def test_deleting_a_source_removes_its_outputs_and_says_so(deployed: Deployed) -
     assert deleted["MessageAttributes"]["status"]["Value"] == "DELETED"
     assert deleted["Message"]["execution"] == removal["executionArn"]
     assert sorted(deleted["Message"]["removed"]) == outputs
+
+
+def test_a_source_deleted_while_its_run_retries_ends_without_outputs_or_success(deployed: Deployed) -> None:
+    stack = deployed.stack
+    name = "race/deleted.jpg"
+    key = stack.upload_prefix + name
+    # As above: the run's Resize fails once and waits out its Retry interval; the source is deleted meanwhile.
+    fault = Fault("s3", 4, "PUT", f"/{stack.staging_bucket}/staging/", code="InternalError", status=500)
+    deployed.cloud.inject_fault(fault)
+    try:
+        deployed.upload(key, jpeg(1200, 800))
+        deadline = time.monotonic() + 60
+        while fault.hits < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fault.hits == 4, "the run reached Resize"
+        deployed.s3.delete_object(Bucket=stack.source_bucket, Key=key)
+    finally:
+        moto_patches.clear_faults()
+
+    processing, deletion = deployed.finished_executions(key, 2)
+
+    assert processing["status"] == "SUCCEEDED", processing.get("cause")
+    assert json.loads(processing["output"])["stored"]["outcome"] == "SUPERSEDED"
+    path = [s["state"] for s in state_path(deployed.history(processing["executionArn"]))]
+    assert path[-2:] == ["Store", "Notify"]
+    assert deletion["status"] == "SUCCEEDED", deletion.get("cause")
+    assert deployed.outputs_under(name) == []
+    assert deployed.keys(stack.staging_bucket) == []
+    statuses = [m["Message"]["status"] for m in deployed.messages_for(key)]
+    assert "SUCCEEDED" not in statuses, "no success message for a deleted source"
+    assert statuses == ["DELETED"]
