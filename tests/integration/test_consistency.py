@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -53,24 +55,31 @@ def run(deployed: Deployed, document: Any) -> dict[str, Any]:
     return dict(described)
 
 
+@contextmanager
+def slowed_at_resize(deployed: Deployed, key: str, body: bytes) -> Iterator[None]:
+    """Upload ``key``; its run's Resize fails once (four staging PUTs answer 500) and waits out the state
+    machine's Retry interval, its source version pinned: the body of the ``with`` runs meanwhile."""
+    stack = deployed.stack
+    fault = Fault("s3", 4, "PUT", f"/{stack.staging_bucket}/staging/", code="InternalError", status=500)
+    deployed.cloud.inject_fault(fault)
+    try:
+        deployed.upload(key, body)
+        deadline = time.monotonic() + 60
+        while fault.hits < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fault.hits == 4, "the run reached Resize"
+        yield
+    finally:
+        moto_patches.clear_faults()
+
+
 def test_a_key_overwritten_while_its_first_run_retries_ends_with_the_new_image_only(deployed: Deployed) -> None:
     stack = deployed.stack
     name = "race/overwritten.jpg"
     key = stack.upload_prefix + name
-    # Resize's staging PUTs fail four times in a row: the first run's Resize fails once with
-    # TransientError and waits out the state machine's Retry interval, its source version pinned.
-    fault = Fault("s3", 4, "PUT", f"/{stack.staging_bucket}/staging/", code="InternalError", status=500)
-    deployed.cloud.inject_fault(fault)
-    try:
-        deployed.upload(key, jpeg(1200, 800))
+    with slowed_at_resize(deployed, key, jpeg(1200, 800)):
         old_version = deployed.version_id(key)
-        deadline = time.monotonic() + 60
-        while fault.hits < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert fault.hits == 4, "the first run reached Resize"
         deployed.upload(key, jpeg(700, 500))  # overwritten while the first run waits to retry
-    finally:
-        moto_patches.clear_faults()
     new_version = deployed.version_id(key)
     assert new_version != old_version
 
@@ -237,18 +246,8 @@ def test_a_source_deleted_while_its_run_retries_ends_without_outputs_or_success(
     stack = deployed.stack
     name = "race/deleted.jpg"
     key = stack.upload_prefix + name
-    # As above: the run's Resize fails once and waits out its Retry interval; the source is deleted meanwhile.
-    fault = Fault("s3", 4, "PUT", f"/{stack.staging_bucket}/staging/", code="InternalError", status=500)
-    deployed.cloud.inject_fault(fault)
-    try:
-        deployed.upload(key, jpeg(1200, 800))
-        deadline = time.monotonic() + 60
-        while fault.hits < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert fault.hits == 4, "the run reached Resize"
+    with slowed_at_resize(deployed, key, jpeg(1200, 800)):
         deployed.s3.delete_object(Bucket=stack.source_bucket, Key=key)
-    finally:
-        moto_patches.clear_faults()
 
     processing, deletion = deployed.finished_executions(key, 2)
 
