@@ -4,7 +4,7 @@ checkov runs from its own virtualenv, .venv-checkov (``make security`` creates i
 dependencies conflict with the project's). It scans template.yaml as written and the plain
 CloudFormation aws-sam-translator makes of it (the roles, rules, schedules and queues SAM generates
 exist only there). A finding is either fixed in the template or skipped on its resource with a
-written reason (``Metadata: checkov: skip: - id: ... comment: ...``); README's Security section
+written reason (``Metadata: checkov: skip: - id: ... comment: ...``); docs/security.md
 lists the skips.
 
 The IAM scope of every statement is checked in test_template.py
@@ -28,7 +28,7 @@ from localcloud import sam
 from tests.template.helpers import listify, of_type, references
 
 CHECKOV = sam.ROOT / ".venv-checkov" / "bin" / "checkov"
-README = sam.ROOT / "README.md"
+SECURITY = sam.ROOT / "docs" / "security.md"
 #: What ``make security`` runs, without --quiet so that the report lists the skipped checks too.
 CHECKOV_ARGS = ("--framework", "cloudformation", "--skip-download", "--output", "json")
 #: Only PyPI is reachable from CI: no Prisma Cloud download, no update check.
@@ -113,7 +113,7 @@ def test_checkov_scanned_every_resource(
 
 def test_every_skip_in_the_template_has_a_reason(template: dict[str, Any]) -> None:
     skips = skips_in(template["Resources"])
-    assert skips, "no skip at all: then this test and README's list of skips should go"
+    assert skips, "no skip at all: then this test and docs/security.md's list of skips should go"
     for (resource, check), comment in skips.items():
         assert CHECK_ID.match(check), f"{resource}: {check!r} is not a checkov check id"
         assert len(comment.split()) >= 8, f"{resource} skips {check} without a reason: {comment!r}"
@@ -136,12 +136,12 @@ def test_checkov_keeps_the_skips_through_the_transform(
     assert skipped(transformed_report) == skipped(template_report)
 
 
-def test_readme_lists_every_skipped_check(template: dict[str, Any]) -> None:
-    security = README.read_text(encoding="utf-8").split("### Security", 1)[1].split("\n## ", 1)[0]
+def test_the_security_doc_lists_every_skipped_check(template: dict[str, Any]) -> None:
+    security = SECURITY.read_text(encoding="utf-8")
     missing = sorted(
         {check for _, check in skips_in(template["Resources"])} - set(re.findall(r"CKV2?_AWS_\d+", security))
     )
-    assert missing == [], f"README's Security section does not explain the skips of {missing}"
+    assert missing == [], f"docs/security.md does not explain the skips of {missing}"
 
 
 def test_checkov_reports_a_finding_it_is_shown(tmp_path: Path) -> None:

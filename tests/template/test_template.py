@@ -704,7 +704,7 @@ def test_no_managed_policy_is_attached(resources: dict[str, Any]) -> None:
         "each function should have a role of its own"
     )
     assert managed_policy_violations(resources) == [], (
-        "give each AWS::Serverless::Function an explicit Role (README: Security), or SAM attaches "
+        "give each AWS::Serverless::Function an explicit Role (docs/security.md), or SAM attaches "
         "AWSLambdaBasicExecutionRole"
     )
 
