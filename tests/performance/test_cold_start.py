@@ -2,9 +2,9 @@
 
 The code is laid out and compiled as `sam build` ships it (``localcloud.coldstart.package``) and imported by
 processes that cannot write .pyc files, as in Lambda's read-only /var/task and /opt. What init imports does
-not depend on the machine, so it is asserted exactly; the time bound is far above the budgets (shared CI
-machines vary by ±50%) and catches an eager heavy import, not a few milliseconds. The figures themselves
-come from ``python -m localcloud.coldstart``, never from a timed test.
+not depend on the machine, so it is asserted exactly: an eager heavy import fails here on any machine. The
+times come from ``python -m localcloud.coldstart`` (and ``imgpipe bench``), never from a timed test: a
+shared machine under load makes any fixed time bound flake.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ HEAVY = (
 #: Clients come from botocore; boto3 (and s3transfer under it) is imported only by Powertools' idempotency layer.
 BOTO3 = ("boto3", "s3transfer")
 BOTO3_USERS = {"notify", "remove"}
-#: The time bound, as a multiple of the budget, on the fastest of a few fresh processes.
-BOUND = 3
 UNCHECKED_HASH_PYC = 0b01  # the flags word of a PEP 552 .pyc: hash-based, source not checked
 
 
@@ -46,12 +44,6 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, coldstart.Lay
 @pytest.fixture(scope="module")
 def probes(layouts: dict[str, coldstart.Layout]) -> dict[str, list[coldstart.Probe]]:
     return {name: [coldstart.probe(layouts[name]) for _ in range(3)] for name in FUNCTIONS}
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_import_and_init_stay_far_below_the_budget(function: str, probes: dict[str, list[coldstart.Probe]]) -> None:
-    fastest = min(probe.ms for probe in probes[function])
-    assert fastest < BOUND * coldstart.budget_ms(function), f"{function}: {fastest:.0f} ms"
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
