@@ -523,3 +523,25 @@ def test_a_deleted_key_loses_its_outputs_whichever_way_the_event_writes_it(
     assert removed["outcome"] == "DELETED"
     assert cloud.keys(cloud.destination_bucket) == []
     assert len(removed["removed"]) == 3
+
+
+def test_an_animated_upload_is_processed_from_its_first_frame_and_its_frames_counted(
+    cloud: Cloud, chain: Chain
+) -> None:
+    frames = [Image.new("RGB", (640, 480), (40 * i, 90, 160)) for i in range(5)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    key = cloud.upload_prefix + "animated.gif"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=buf.getvalue())
+    result = chain.run(s3_event(cloud, key))
+    assert result["stored"]["outcome"] == "STORED"
+    manifest = json.loads(
+        cloud.s3.get_object(Bucket=cloud.destination_bucket, Key="animated.gif/manifest.json")["Body"].read()
+    )
+    assert manifest["image"]["frames"] == 5
+    first = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=manifest["renditions"][0]["key"])["Body"].read()
+    with Image.open(io.BytesIO(first)) as img:
+        assert img.format == "JPEG"
+        assert img.size == (640, 480)
+        red, _, _ = img.convert("RGB").getpixel((10, 10))
+        assert red < 20, "the first frame (red 0), not a later one"
