@@ -543,5 +543,5 @@ def test_an_animated_upload_is_processed_from_its_first_frame_and_its_frames_cou
     with Image.open(io.BytesIO(first)) as img:
         assert img.format == "JPEG"
         assert img.size == (640, 480)
-        red, _, _ = img.convert("RGB").getpixel((10, 10))
-        assert red < 20, "the first frame (red 0), not a later one"
+        pixel: Any = img.convert("RGB").getpixel((10, 10))
+        assert pixel[0] < 20, "the first frame (red 0), not a later one"
