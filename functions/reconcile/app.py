@@ -6,11 +6,13 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import reconcile
+from pipeline.events import ScheduledRun
 from pipeline.observability import logger, metrics, run_step
 from pipeline.recovery_io import PipelineExecutions, UploadListing
+from pipeline.settings import ReconcileSettings
 from pipeline.storage import S3Store
 
-SETTINGS = reconcile.ReconcileSettings.from_env()
+SETTINGS = ReconcileSettings.from_env()
 UPLOADS = UploadListing.create()
 MANIFESTS = S3Store.create()
 EXECUTIONS = PipelineExecutions.create(SETTINGS.state_machine_arn)
@@ -18,6 +20,6 @@ EXECUTIONS = PipelineExecutions.create(SETTINGS.state_machine_arn)
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution_id")
-@event_source(data_class=reconcile.ScheduledRun)
-def lambda_handler(event: reconcile.ScheduledRun, context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=ScheduledRun)
+def lambda_handler(event: ScheduledRun, context: LambdaContext) -> dict[str, Any]:
     return run_step("reconcile", event, lambda: reconcile.run(SETTINGS, UPLOADS, MANIFESTS, EXECUTIONS))

@@ -19,12 +19,11 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.static_analyser.static_analyser import StaticAnalyser
 
 from pipeline.errors import ConfigurationError
-from pipeline.events import ValidateEvent
-from pipeline.reconcile import ReconcileSettings, ScheduledRun
+from pipeline.events import ScheduledRun, ValidateEvent
+from pipeline.settings import ReconcileSettings
 from tests.template.helpers import (
     PLACEHOLDER,
     ROOT,
-    RecordingEnv,
     Resolver,
     constraint_violations,
     json_object,
@@ -43,7 +42,6 @@ from tests.template.test_asl import (
 from tests.template.test_template import (
     STATE_MACHINE,
     SYNC_RULE_ARN,
-    function_env,
     getatt,
     role_of,
     role_statements,
@@ -112,24 +110,6 @@ def test_reconciler_runs_on_the_shared_runtime_and_layer(resources: dict[str, An
 def test_reconciler_logs_to_its_own_group_with_the_retention_parameter(resources: dict[str, Any]) -> None:
     assert props(resources, RECONCILER)["LoggingConfig"]["LogGroup"] == {"Ref": "ReconcileLogGroup"}
     assert props(resources, "ReconcileLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-
-
-def test_reconciler_environment_is_what_its_settings_read(template: dict[str, Any], cfn: dict[str, Any]) -> None:
-    env = function_env(cfn, RECONCILER)
-    recorder = RecordingEnv(env)
-    settings = ReconcileSettings.from_env(recorder)
-    own = set(template["Resources"][RECONCILER]["Properties"]["Environment"]["Variables"])
-    assert recorder.read == {
-        "SOURCE_BUCKET",
-        "UPLOAD_PREFIX",
-        "DESTINATION_BUCKET",
-        "STATE_MACHINE_ARN",
-        "RECONCILE_MIN_AGE_SECONDS",
-    }
-    # Everything the template sets for the reconciler itself (Powertools aside) is read.
-    assert {n for n in own if not n.startswith("POWERTOOLS_")} - recorder.read == set()
-    assert settings.min_age_seconds == 300
-    assert settings.upload_prefix == "uploads/"
 
 
 def test_reconciler_variables_name_the_right_resources(resources: dict[str, Any]) -> None:

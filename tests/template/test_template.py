@@ -63,6 +63,8 @@ RULES = {"ImagePipelineObjectCreated": "Object Created", "ImagePipelineObjectDel
 #: Recovery (the reconciler and the backfill), checked in tests/template/test_recovery.py: here they only
 #: count towards the totals and the IAM rules, apart from the pipeline's own steps and state machine.
 RECOVERY_FUNCTIONS = ("ReconcileFunction",)
+#: Every function: the environment contract (what its settings read, what the template sets) covers them all.
+ALL_FUNCTIONS = (*FUNCTIONS, *RECOVERY_FUNCTIONS)
 RECOVERY_STATE_MACHINES = ("BackfillStateMachine",)
 PARAMETERS = (
     "RenditionWidths",
@@ -1029,6 +1031,13 @@ def test_function_timeouts_fit_inside_their_task_timeouts(resources: dict[str, A
 # ---------------------------------------------------------------- env contract: template <-> settings.py
 
 EXPECTED_VARIABLES = {
+    "ReconcileFunction": {
+        "SOURCE_BUCKET",
+        "UPLOAD_PREFIX",
+        "DESTINATION_BUCKET",
+        "STATE_MACHINE_ARN",
+        "RECONCILE_MIN_AGE_SECONDS",
+    },
     "ValidateFunction": {
         "SOURCE_BUCKET",
         "UPLOAD_PREFIX",
@@ -1073,15 +1082,16 @@ EXPECTED_SETTINGS = {
     "NotifyFunction": [settings.NotifySettings],
     "CleanupFunction": [settings.StoreSettings],
     "RemoveFunction": [settings.RemoveSettings],
+    "ReconcileFunction": [settings.ReconcileSettings],
 }
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", ALL_FUNCTIONS)
 def test_function_builds_the_settings_its_step_reads(function: str, function_dirs: dict[str, Any]) -> None:
     assert settings_classes(function_dirs[function] / "app.py") == EXPECTED_SETTINGS[function]
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", ALL_FUNCTIONS)
 def test_function_env_covers_every_variable_its_settings_read(
     function: str, cfn: dict[str, Any], function_dirs: dict[str, Any]
 ) -> None:
@@ -1096,7 +1106,7 @@ def test_function_env_covers_every_variable_its_settings_read(
     assert read == in_source
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", ALL_FUNCTIONS)
 def test_function_env_has_the_known_variables(function: str, cfn: dict[str, Any]) -> None:
     """The contract spelled out by hand, independently of the recording above."""
     assert EXPECTED_VARIABLES[function] <= set(function_env(cfn, function))
@@ -1128,10 +1138,12 @@ def test_every_variable_the_template_sets_is_read_by_the_code(
 ) -> None:
     """A misspelt variable (MAX_PIXEL) would leave the code on its default without any error."""
     read: set[str] = set()
-    for function in FUNCTIONS:
+    for function in ALL_FUNCTIONS:
         for cls in settings_classes(function_dirs[function] / "app.py"):
             read |= env_names_in_source(cls.__name__)[0]
-    set_by_template = {name for f in FUNCTIONS for name in function_env(cfn, f) if not name.startswith("POWERTOOLS_")}
+    set_by_template = {
+        name for f in ALL_FUNCTIONS for name in function_env(cfn, f) if not name.startswith("POWERTOOLS_")
+    }
     assert set_by_template - read == set()
     assert set(CODE_DEFAULT_ONLY) <= read, "CODE_DEFAULT_ONLY names a variable nothing reads any more"
 

@@ -22,7 +22,6 @@ from moto import mock_aws
 from pipeline import keys
 from pipeline.errors import ConfigurationError
 from pipeline.reconcile import (
-    ReconcileSettings,
     Upload,
     execution_input,
     execution_name,
@@ -33,6 +32,7 @@ from pipeline.reconcile import (
     run,
 )
 from pipeline.recovery_io import PipelineExecutions, UploadListing
+from pipeline.settings import ReconcileSettings
 from tests.conftest import REGION, FakeLambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -317,3 +317,18 @@ class RemoveEvent(StepEvent):
         if isinstance(readings, list) and readings and all(isinstance(k, str) for k in readings):
             return list(dict.fromkeys(readings))
         return [self.source["key"]]
+
+
+class ScheduledRun(DictWrapper):
+    """The input EventBridge Scheduler sends (template.yaml fills it with the scheduler's context
+    attributes). Nothing in it changes what the reconciler does; it names the run in the logs."""
+
+    @property
+    def execution_id(self) -> str | None:
+        value = self.get("execution_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def scheduled_time(self) -> str | None:
+        value = self.get("scheduled_time")
+        return value if isinstance(value, str) else None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -30,57 +29,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
 
 from pipeline import keys
-from pipeline.settings import _get, _int, _prefix
+from pipeline.settings import ReconcileSettings
 
 #: Step Functions execution names: 1 to 80 characters, no whitespace, brackets, wildcards or controls.
 MAX_NAME_LENGTH: Final = 80
 VALID_NAME: Final = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
-DEFAULT_MIN_AGE_SECONDS: Final = 300
-
-
-# -- configuration ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileSettings:
-    """What the reconciler compares and where it starts executions (parsed once, at cold start)."""
-
-    source_bucket: str
-    upload_prefix: str
-    destination_bucket: str
-    state_machine_arn: str
-    min_age_seconds: int
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> ReconcileSettings:
-        return cls(
-            source_bucket=_get(env, "SOURCE_BUCKET"),
-            upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
-            destination_bucket=_get(env, "DESTINATION_BUCKET"),
-            state_machine_arn=_get(env, "STATE_MACHINE_ARN"),
-            min_age_seconds=_int(env, "RECONCILE_MIN_AGE_SECONDS", DEFAULT_MIN_AGE_SECONDS, 0, 86_400),
-        )
-
-
-# -- the event ----------------------------------------------------------------------------------
-
-
-class ScheduledRun(DictWrapper):
-    """The input EventBridge Scheduler sends (template.yaml fills it with the scheduler's context
-    attributes). Nothing in it changes what the reconciler does; it names the run in the logs."""
-
-    @property
-    def execution_id(self) -> str | None:
-        value = self.get("execution_id")
-        return value if isinstance(value, str) else None
-
-    @property
-    def scheduled_time(self) -> str | None:
-        value = self.get("scheduled_time")
-        return value if isinstance(value, str) else None
 
 
 # -- what the reconciler reads and does (implemented by recovery_io and by test fakes) ----------

@@ -239,3 +239,28 @@ class RemoveSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RemoveSettings:
         return cls(store=StoreSettings.from_env(env), notify=NotifySettings.from_env(env))
+
+
+#: How old an upload must be before the reconciler restarts it (its own event may not have started it yet).
+DEFAULT_MIN_AGE_SECONDS: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """What the reconciler compares and where it starts executions (parsed once, at cold start)."""
+
+    source_bucket: str
+    upload_prefix: str
+    destination_bucket: str
+    state_machine_arn: str
+    min_age_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ReconcileSettings:
+        return cls(
+            source_bucket=_get(env, "SOURCE_BUCKET"),
+            upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
+            destination_bucket=_get(env, "DESTINATION_BUCKET"),
+            state_machine_arn=_get(env, "STATE_MACHINE_ARN"),
+            min_age_seconds=_int(env, "RECONCILE_MIN_AGE_SECONDS", DEFAULT_MIN_AGE_SECONDS, 0, 86_400),
+        )
