@@ -21,7 +21,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from localcloud import cost
+from imgpipe_bench import cost
 
 
 def _usd(value: Decimal) -> str:

@@ -3,7 +3,7 @@
     .venv/bin/pip install -e '.[bench]'      # pyvips with its bundled libvips (optional: skipped without it)
     .venv/bin/python benchmarks/bench_imaging.py [--json] [--plot out/bench-imaging.png] [--repeats 7]
 
-What is measured, and how, is described in ``src/localcloud/bench.py``. Figures are printed, never asserted.
+What is measured, and how, is described in ``src/imgpipe_bench/bench.py``. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "layers" / "shared")]
 
-from localcloud import bench  # noqa: E402 - after the paths above, for a run without the package installed
+from imgpipe_bench import bench  # noqa: E402 - after the paths above, for a run without the package installed
 
 
 def main() -> int:

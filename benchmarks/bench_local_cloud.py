@@ -5,7 +5,7 @@
 1. Each photograph in samples/ is uploaded on its own to the deployed template; the time from
    the PutObject call to the success message arriving on a queue subscribed to the topic is
    measured (warm workers: one untimed upload first).
-2. Orchestration overhead (localcloud.overhead.measure_orchestration_overhead): a five-Task state
+2. Orchestration overhead (imgpipe_bench.overhead.measure_orchestration_overhead): a five-Task state
    machine of trivial Lambda functions (each returns its input) runs N times; overhead per execution
    = execution duration (ExecutionStarted to ExecutionSucceeded in the history) minus the summed
    Duration of the five REPORT lines.
@@ -20,8 +20,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from imgpipe_bench.overhead import measure_orchestration_overhead
 from localcloud.cloud import LocalCloud
-from localcloud.overhead import measure_orchestration_overhead
 from localcloud.runner import Subscriber
 from localcloud.sam import ROOT
 

@@ -4,7 +4,7 @@
 
 The template is deployed on a fresh local cloud, one photo goes through untimed (the workers start),
 then ``--images`` photo-like baseline JPEGs (quality 90, each its own pixels) are uploaded at once
-and every execution is waited for (see localcloud.overhead.measure_throughput). Where the time went:
+and every execution is waited for (see imgpipe_bench.overhead.measure_throughput). Where the time went:
 the handlers' REPORT durations summed per function, the executions' durations summed, and the CPU
 time of the Lambda workers and of the local cloud's own process against what the cores could give.
 """
@@ -20,7 +20,7 @@ import warnings
 from rich.console import Console
 from rich.table import Table
 
-from localcloud.overhead import measure_throughput
+from imgpipe_bench.overhead import measure_throughput
 
 
 def size(text: str) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -75,10 +76,23 @@ def zip_directory(directory: Path, prefix: str = "") -> bytes:
     return buf.getvalue()
 
 
+def generate_botocore_data(output: Path, layer_source: Path = ROOT / "layers" / "shared") -> bool:
+    """Write botocore's trimmed data into ``output`` as the layer's Makefile does, from this interpreter's
+    botocore (the one the local functions run with); False when the layer has no generator (a checkout
+    from before it existed: its functions read botocore's own data)."""
+    generator = layer_source / "botocore_models.py"
+    if not generator.is_file():
+        return False
+    done = subprocess.run(  # noqa: S603 (this interpreter, on the layer's own build script)
+        [sys.executable, generator, output], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{generator} failed:\n{done.stderr}")
+    return True
+
+
 def add_generated_botocore_data(body: bytes, source: Path) -> bytes:
     """A layer zip with what its Makefile generates besides its sources: botocore's trimmed data."""
-    from localcloud.coldstart import generate_botocore_data
-
     with tempfile.TemporaryDirectory(prefix="imgpipe-botocore-data-") as scratch:
         output = Path(scratch) / "botocore_data"
         if not generate_botocore_data(output, source):

@@ -1,4 +1,4 @@
-"""localcloud.overhead: the figures come out, whole and sensible (their values are the benchmarks' business)."""
+"""imgpipe_bench.overhead: the figures come out, whole and sensible (their values are the benchmarks' business)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from localcloud.overhead import measure_orchestration_overhead, measure_throughput, percentile
+from imgpipe_bench.overhead import measure_orchestration_overhead, measure_throughput, percentile
 
 
 @pytest.mark.slow

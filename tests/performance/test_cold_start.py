@@ -1,9 +1,9 @@
 """Cold-start guards, like Powertools' tests/performance: import each handler as it is shipped, in fresh processes.
 
-The code is laid out and compiled as `sam build` ships it (``localcloud.coldstart.package``) and imported by
+The code is laid out and compiled as `sam build` ships it (``imgpipe_bench.coldstart.package``) and imported by
 processes that cannot write .pyc files, as in Lambda's read-only /var/task and /opt. What init imports does
 not depend on the machine, so it is asserted exactly: an eager heavy import fails here on any machine. The
-times come from ``python -m localcloud.coldstart`` (and ``imgpipe bench``), never from a timed test: a
+times come from ``python -m imgpipe_bench.coldstart`` (and ``imgpipe bench``), never from a timed test: a
 shared machine under load makes any fixed time bound flake.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import coldstart
+from imgpipe_bench import coldstart
 
 ROOT = coldstart.ROOT
 FUNCTIONS = coldstart.functions()

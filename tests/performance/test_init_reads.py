@@ -18,7 +18,8 @@ from pathlib import Path
 import botocore
 import pytest
 
-from localcloud import coldstart, sam
+from imgpipe_bench import coldstart
+from localcloud import sam
 
 ROOT = coldstart.ROOT
 FUNCTIONS = coldstart.functions()

@@ -11,7 +11,7 @@ import importlib.util
 
 import pytest
 
-from localcloud import bench
+from imgpipe_bench import bench
 
 CASE = bench.CASES_BY_NAME["jpeg-12mp"].scaled((1280, 960))
 

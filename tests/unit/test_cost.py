@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from localcloud import cost
-from localcloud.cost import PRICES, ExecutionUsage, FunctionUsage, Measurement
+from imgpipe_bench import cost
+from imgpipe_bench.cost import PRICES, ExecutionUsage, FunctionUsage, Measurement
 from localcloud.lambda_runtime import Invocation
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)

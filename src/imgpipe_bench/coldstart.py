@@ -21,7 +21,7 @@ clients, the idempotency layer) in fresh ``python -X frozen_modules=on`` process
 write ``.pyc`` files, and reports the median and minimum against the budget: 250 ms for the steps
 that touch pixels (they import Pillow on their first image, never at init), 150 ms for the rest.
 
-    .venv/bin/python -m localcloud.coldstart [--repeats 7] [--importtime FUNCTION]
+    .venv/bin/python -m imgpipe_bench.coldstart [--repeats 7] [--importtime FUNCTION]
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Final
+
+from localcloud import sam
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PIXEL_FUNCTIONS: Final = frozenset({"resize", "watermark"})
@@ -184,21 +186,6 @@ def compile_tree(directory: Path) -> None:
         raise SyntaxError(f"{directory}: some sources do not compile\n{done.stdout}{done.stderr}")
 
 
-def generate_botocore_data(output: Path, layer_source: Path = ROOT / "layers" / "shared") -> bool:
-    """Write botocore's trimmed data into ``output`` as the layer's Makefile does, from this interpreter's
-    botocore (the one the local functions run with); False when the layer has no generator (a checkout
-    from before it existed: its functions read botocore's own data)."""
-    generator = layer_source / "botocore_models.py"
-    if not generator.is_file():
-        return False
-    done = subprocess.run(  # noqa: S603 (this interpreter, on the layer's own build script)
-        [sys.executable, generator, output], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{generator} failed:\n{done.stderr}")
-    return True
-
-
 def package(build_dir: Path, *, root: Path = ROOT, compiled: bool = True) -> dict[str, Layout]:
     """Lay out every function and the shared layer in build_dir (new or empty); compile them unless told not to.
 
@@ -211,7 +198,7 @@ def package(build_dir: Path, *, root: Path = ROOT, compiled: bool = True) -> dic
     layer = build_dir / "layer" / "python"
     layer.mkdir(parents=True)
     _copy_package(root / "layers" / "shared" / "pipeline", layer / "pipeline")
-    generate_botocore_data(layer / "pipeline" / "botocore_data", root / "layers" / "shared")
+    sam.generate_botocore_data(layer / "pipeline" / "botocore_data", root / "layers" / "shared")
     for dist in distributions(root / "layers" / "shared" / "requirements.txt"):
         _install(dist, layer)
     layouts = {}
@@ -325,7 +312,7 @@ def _importtime_rows(lines: Iterable[str]) -> Iterator[tuple[int, int, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localcloud.coldstart", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imgpipe_bench.coldstart", description=__doc__.split("\n")[0])
     parser.add_argument("functions", nargs="*", help="functions to measure (default: all)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--root", type=Path, default=ROOT, help="a checkout to measure (default: this one)")

@@ -39,7 +39,6 @@ import json
 import math
 import os
 import platform
-import random
 import resource
 import statistics
 import subprocess
@@ -52,7 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
+
+from imgpipe_bench.photos import photo
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -118,40 +119,6 @@ CASES_BY_NAME: Final = {case.name: case for case in CASES}
 
 
 # -- sources -------------------------------------------------------------------------------------
-
-
-def photo(size: tuple[int, int], seed: int, alpha: bool = False) -> Image.Image:
-    """A photo-like image: smooth gradients, hard-edged shapes, fine lines, soft seeded grain."""
-    width, height = size
-    rnd = random.Random(seed)  # noqa: S311 - seeded pixels, not secrets
-    across = Image.linear_gradient("L").rotate(90).resize(size, Image.Resampling.BILINEAR)
-    down = Image.linear_gradient("L").resize(size, Image.Resampling.BILINEAR)
-    radial = Image.radial_gradient("L").resize(size, Image.Resampling.BILINEAR)
-    img = Image.merge("RGB", (across, down, radial))
-    draw = ImageDraw.Draw(img)
-    edge = max(1, width // 400)
-    for i in range(24):
-        x0, y0 = rnd.randrange(width), rnd.randrange(height)
-        x1 = x0 + rnd.randrange(max(2, width // 10), max(3, width // 3))
-        y1 = y0 + rnd.randrange(max(2, height // 10), max(3, height // 3))
-        fill = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
-        shape = draw.ellipse if i % 2 else draw.rectangle
-        shape((x0, y0, x1, y1), fill=fill, outline=(0, 0, 0), width=edge)
-    # A patch of fine detail (fabric, foliage): 1-2 px lines, where resamplers differ most.
-    px, py = rnd.randrange(width // 2), rnd.randrange(height // 2)
-    for k in range(0, min(width, height) // 4, 3):
-        draw.line((px + k, py, px, py + k), fill=(250, 250, 240), width=1)
-    for _ in range(12):
-        points = (rnd.randrange(width), rnd.randrange(height), rnd.randrange(width), rnd.randrange(height))
-        draw.line(points, fill=(255, 255, 255), width=edge)
-    grain = Image.frombytes("L", size, rnd.randbytes(width * height)).filter(ImageFilter.GaussianBlur(0.6))
-    grain = grain.point(lambda v: v * 20 // 255)
-    img = ImageChops.add(img, Image.merge("RGB", (grain, grain, grain)), 1.0, -10)
-    if alpha:
-        # Opaque in the middle, fading to fully transparent towards the corners.
-        mask = Image.radial_gradient("L").resize(size, Image.Resampling.BILINEAR).point(lambda v: 255 - v)
-        img.putalpha(mask.point(lambda v: min(255, max(0, (v - 40) * 2))))
-    return img
 
 
 def encode_source(case: Case) -> bytes:
@@ -499,7 +466,7 @@ def child(impl: str, case_name: str, source: Path, staging: Path | None = None) 
 def peak_memory(impl: str, case: Case, source: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LAYER.parents[1] / "src"), str(LAYER)])}
     with tempfile.TemporaryDirectory(prefix="imgpipe-staging-") as staging:
-        command = [sys.executable, "-m", "localcloud.bench", "--child", impl, case.name, str(source)]
+        command = [sys.executable, "-m", "imgpipe_bench.bench", "--child", impl, case.name, str(source)]
         if impl == OURS_STEPS[1]:
             ours_resize_step(source.read_bytes(), Path(staging))  # in this process: the resize function's output
             command.append(staging)
@@ -915,7 +882,7 @@ def run_all(
     if "imaging" in parts:
         figures["imaging"] = run(False, plot, repeats=repeats)
     if "cold-start" in parts:
-        from localcloud import coldstart
+        from imgpipe_bench import coldstart
 
         with status.status("cold starts: import + init of each packaged function, fresh processes"):
             measured = coldstart.measure(repeats=cold_start_repeats)
@@ -923,7 +890,7 @@ def run_all(
             name: {**values, "met": values["median_ms"] <= values["budget_ms"]} for name, values in measured.items()
         }
     if "orchestration" in parts:
-        from localcloud import overhead
+        from imgpipe_bench import overhead
 
         with status.status("orchestration overhead: five trivial tasks per execution"):
             orchestration = overhead.measure_orchestration_overhead(executions)
@@ -933,7 +900,7 @@ def run_all(
             "met": orchestration["median_ms"] <= ORCHESTRATION_TARGET_MS,
         }
     if "throughput" in parts:
-        from localcloud import overhead
+        from imgpipe_bench import overhead
 
         with status.status(f"throughput: {images} uploads of 12 MP JPEGs at once"):
             throughput = overhead.measure_throughput(images)

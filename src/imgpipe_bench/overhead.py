@@ -126,7 +126,7 @@ def measure_orchestration_overhead(executions: int = 30) -> dict[str, float]:
 
 
 def _jpeg(size: tuple[int, int], seed: int) -> bytes:
-    from localcloud.bench import photo
+    from imgpipe_bench.photos import photo
 
     buf = io.BytesIO()
     photo(size, seed).save(buf, "JPEG", quality=90)

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from localcloud.bench import PARTS
+from imgpipe_bench.bench import PARTS
 from localcloud.cloud import REGION, LocalCloud, LocalCloudError, Stack
 from localcloud.runner import InputError, Result, input_files, process
 from localcloud.sam import ROOT, TemplateError
@@ -191,7 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from localcloud import bench
+    from imgpipe_bench import bench
 
     plot = Path(args.plot)
     plot.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +292,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["cost"]:
-        from localcloud.cost import main_args
+        from imgpipe_bench.cost import main_args
 
         return main_args(args_list[1:])
     argv = args_list

@@ -1,0 +1,1 @@
+"""The `imgpipe` command: the local cloud and the measurements behind one parser."""
