@@ -18,7 +18,7 @@ it, the same files restricted to what the pipeline uses:
     python botocore_models.py OUTPUT_DIR [--botocore-version VERSION]
 
 ``--botocore-version`` makes the build fail unless the botocore found is that one. The layer's Makefile
-runs it with the pinned botocore; ``localcloud.coldstart`` with the current environment's.
+runs it with the pinned botocore; the local cloud's packager (``localcloud.sam``) with the current environment's.
 """
 
 from __future__ import annotations
