@@ -190,6 +190,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def whole_console() -> Console:
+    """A console for tables: the terminal's width, or when stdout is no terminal one wide enough that no
+    value is cut (rich would assume 80 columns)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=1 << 12)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from imgpipe_bench import cost
+
+    return cost.run(args, whole_console())
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from imgpipe_bench import bench
 
@@ -206,7 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        bench.render_all(figures, Console())
+        bench.render_all(figures, whole_console())
     return EXIT_OK
 
 
@@ -279,7 +292,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_at_least(1), default=40, help="12 MP uploads for the throughput")
     p.set_defaults(func=cmd_bench)
 
-    sub.add_parser("cost", help="cost per 1M images on Standard and Express, x86 and arm64 (see imgpipe cost -h)")
+    from imgpipe_bench import cost
+
+    p = sub.add_parser(
+        "cost", help="cost per 1M images on Standard and Express, x86 and arm64", description=cost.DESCRIPTION
+    )
+    cost.add_arguments(p)
+    p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
     p.add_argument("--input", required=True, help="a JSON file, e.g. events/manual-execution.json")
@@ -290,12 +309,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["cost"]:
-        from imgpipe_bench.cost import main_args
-
-        return main_args(args_list[1:])
-    argv = args_list
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -905,11 +904,12 @@ def _positive(value: str) -> Decimal:
     return number
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="imgpipe cost",
-        description="Cost per N images on AWS (Standard/Express x x86_64/arm64), from a local run or given figures.",
-    )
+#: What ``imgpipe cost`` does, for its help.
+DESCRIPTION: Final = "Cost per N images on AWS (Standard/Express x x86_64/arm64), from a local run or given figures."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``imgpipe cost``, on the subparser the command gives."""
     p.add_argument("paths", nargs="*", help="images to run locally (default: samples/*.jpg|png)")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument("--images", type=int, default=1_000_000, help="images to price (default 1,000,000)")
@@ -928,17 +928,11 @@ def parser() -> argparse.ArgumentParser:
     given.add_argument("--ms", action="append", default=[], metavar="FUNCTION=MS", help="billed ms per invocation")
     given.add_argument("--transitions-per-image", type=int, help="default: the state machine's happy path")
     given.add_argument("--execution-ms", type=float, help="Express execution duration (default: sum of --ms)")
-    return p
 
 
-def main_args(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    """``imgpipe cost ...``: parse, measure or take the figures, print the report. Exit 0, 1 (failures) or 2."""
-    out = console or Console()
+def run(args: argparse.Namespace, out: Console) -> int:
+    """``imgpipe cost ...``: measure or take the figures, print the report. Exit 0, 1 (failures) or 2."""
     err = Console(stderr=True)
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
     try:
         memory = _pairs(args.memory, "--memory", int)
         figures = _pairs(args.ms, "--ms", float)
@@ -988,7 +982,3 @@ def display_name(physical: str) -> str:
     """``imgpipe-ResizeFunction-1BDTBXFM8OBO`` -> ``Resize`` (when the stack's resource map is not at hand)."""
     match = _PHYSICAL.match(physical)
     return _logical_name(match["logical"]) if match else physical
-
-
-if __name__ == "__main__":
-    sys.exit(main_args(sys.argv[1:]))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from imgpipe import cli
 from imgpipe_bench import cost
 from imgpipe_bench.cost import PRICES, ExecutionUsage, FunctionUsage, Measurement
 from localcloud.lambda_runtime import Invocation
@@ -293,7 +294,7 @@ def test_to_json_is_one_object_with_numbers() -> None:
 
 
 def test_the_command_prices_given_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cost.main_args(["--ms", "Resize=300", "--transitions-per-image", "10", "--images", "1000", "--json"])
+    code = cli.main(["cost", "--ms", "Resize=300", "--transitions-per-image", "10", "--images", "1000", "--json"])
     document = json.loads(capsys.readouterr().out)
     assert code == cost.EXIT_OK
     assert document["images"] == 1000
@@ -312,5 +313,13 @@ def test_the_command_prices_given_figures(capsys: pytest.CaptureFixture[str]) ->
     ],
 )
 def test_the_command_rejects_bad_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert cost.main_args(argv) == cost.EXIT_USAGE
+    assert cli.main(["cost", *argv]) == cost.EXIT_USAGE
     assert capsys.readouterr().out == ""
+
+
+def test_the_report_cuts_no_value_when_stdout_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["cost", "--ms", "Resize=300", "--ms", "Watermark=100"]) == cost.EXIT_OK
+    printed = capsys.readouterr().out
+    assert "…" not in printed
+    for whole in ("GB-s/image", "calls/image", "Standard x86_64", "Express arm64", "Watermark"):
+        assert whole in printed
