@@ -40,13 +40,14 @@ from PIL import Image, ImageChops, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
+from imgpipe_bench.bench import defaults
 from localcloud.cloud import LocalCloud, Stack, aws_client
 from localcloud.manual import state_path
 from localcloud.runner import TERMINAL, Subscriber
 
 SIZES: tuple[tuple[int, int], ...] = ((1200, 800), (640, 480), (1600, 1200))
-#: The template's default RenditionWidths.
-WIDTHS = (2048, 1024, 320)
+#: The widths the deployed stack makes: template.yaml's RenditionWidths default, read from the template.
+WIDTHS = defaults().widths
 BASES_PER_SIZE = 4
 
 

@@ -48,12 +48,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from imgpipe_bench.photos import photo
+from localcloud import sam
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,13 +64,9 @@ if TYPE_CHECKING:
 
 LAYER: Final = Path(__file__).resolve().parents[2] / "layers" / "shared"
 
-WIDTHS: Final = (2048, 1024, 320)
 QUALITY_WIDTH: Final = 1024
 #: Renditions whose quality is measured, and judged: the target holds for the worst of them.
 QUALITY_WIDTHS: Final = (2048, 1024)
-JPEG_QUALITY: Final = 85
-WATERMARK_TEXT: Final = "imgpipe"  # the template's WatermarkText default
-MAX_PIXELS: Final = 50_000_000  # the template's MaxPixels default
 REPEATS: Final = 7
 MIN_REPEATS: Final = 5
 
@@ -136,13 +134,30 @@ def _pipeline() -> None:
         sys.path.insert(0, str(LAYER))
 
 
-def _settings() -> tuple[WatermarkSettings, EncodeSettings]:
-    _pipeline()
-    from pipeline.settings import EncodeSettings, WatermarkSettings
+@dataclass(frozen=True)
+class Defaults:
+    """The pipeline's settings at template.yaml's parameter defaults: what the bench measures."""
 
-    marks = WatermarkSettings(text=WATERMARK_TEXT, logo="", position="bottom-right", opacity=0.5, min_width=600)
-    enc = EncodeSettings(formats=("jpeg",), jpeg_quality=JPEG_QUALITY, webp_quality=80, avif_quality=60)
-    return marks, enc
+    widths: tuple[int, ...]
+    max_pixels: int
+    marks: WatermarkSettings
+    enc: EncodeSettings
+
+
+@cache
+def defaults() -> Defaults:
+    _pipeline()
+    from pipeline.settings import EncodeSettings, Limits, WatermarkSettings
+
+    resize, watermark = sam.function_environment("ResizeFunction"), sam.function_environment("WatermarkFunction")
+    limits = Limits.from_env(resize)
+    return Defaults(
+        limits.widths, limits.max_pixels, WatermarkSettings.from_env(watermark), EncodeSettings.from_env(watermark)
+    )
+
+
+def _settings() -> tuple[WatermarkSettings, EncodeSettings]:
+    return defaults().marks, defaults().enc
 
 
 def ours_renditions(data: bytes) -> Iterator[tuple[int, Image.Image, bytes | None]]:
@@ -151,8 +166,8 @@ def ours_renditions(data: bytes) -> Iterator[tuple[int, Image.Image, bytes | Non
     _pipeline()
     from pipeline import imaging
 
-    with imaging.open_image(data, MAX_PIXELS) as img:
-        widths = imaging.plan_widths(img.width, WIDTHS)
+    with imaging.open_image(data, defaults().max_pixels) as img:
+        widths = imaging.plan_widths(img.width, defaults().widths)
         decoded, icc = imaging.decode(img, widths[0], data)
     chain = imaging.renditions(decoded, widths)
     del decoded
@@ -248,7 +263,7 @@ def run_pyvips(data: bytes, vips: Any) -> dict[int, bytes]:
     marks, enc = _settings()
     source_width = vips.Image.new_from_buffer(data, "").width  # header only
     outputs: dict[int, bytes] = {}
-    for width in imaging.plan_widths(source_width, WIDTHS):
+    for width in imaging.plan_widths(source_width, defaults().widths):
         img = _vips_thumbnail(vips, data, width)
         if watermark.applies(img.width, marks):
             img = _vips_watermark(vips, img, marks)
@@ -287,7 +302,7 @@ def run_naive(data: bytes) -> dict[int, bytes]:
     full = Image.open(io.BytesIO(data))
     full.load()
     outputs: dict[int, bytes] = {}
-    for width in imaging.plan_widths(full.width, WIDTHS):
+    for width in imaging.plan_widths(full.width, defaults().widths):
         img = full.resize((width, imaging.scaled_height(full.width, full.height, width)), Image.Resampling.LANCZOS)
         if watermark.applies(width, marks):
             img = _naive_watermark(img, marks)
@@ -653,9 +668,12 @@ def run(json_output: bool, plot: Path | None, repeats: int = REPEATS) -> dict[st
     figures: dict[str, Any] = {
         "versions": _versions(vips),
         "settings": {
-            "widths": list(WIDTHS),
-            "jpeg_quality": JPEG_QUALITY,
-            "watermark": f"text {WATERMARK_TEXT!r}, bottom-right, opacity 0.5, on renditions >= 600 px",
+            "widths": list(defaults().widths),
+            "jpeg_quality": defaults().enc.jpeg_quality,
+            "watermark": (
+                f"text {defaults().marks.text!r}, {defaults().marks.position}, opacity {defaults().marks.opacity}, "
+                f"on renditions >= {defaults().marks.min_width} px"
+            ),
             "repeats": repeats,
             "sources": "synthetic, made in memory: gradients, shapes, fine lines, seeded grain",
             "timing": "median wall time of interleaved repetitions in one process, after one warm-up run",

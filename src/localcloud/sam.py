@@ -55,6 +55,24 @@ def load(path: Path = TEMPLATE) -> dict[str, Any]:
     return document
 
 
+def function_environment(logical_id: str, template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The environment template.yaml gives a function with its parameters at their defaults: the Globals'
+    and the function's own variables whose values are literals or parameter references (the names of
+    resources, known only once deployed, are left out). Code that needs the pipeline's defaults outside
+    a deployment (the measurements) reads them here, from the one place they are written."""
+    template = load() if template is None else template
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
+    env: dict[str, str] = {}
+    for name, value in {**shared, **own}.items():
+        if isinstance(value, str | int | float):
+            env[name] = str(value)
+        elif isinstance(value, dict) and value.get("Ref") in defaults:
+            env[name] = defaults[value["Ref"]]
+    return env
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A zip of one resource's code, ready to upload."""

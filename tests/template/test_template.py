@@ -1472,3 +1472,25 @@ def test_upload_prefix_override_reaches_rules_iam_and_code(packaged: dict[str, A
             if name == role and "s3:GetObject" in listify(s["Action"]) and "SourceBucket" in references(s["Resource"])
         ]
         assert reads == [uploads], function
+
+
+def test_the_codes_defaults_are_the_templates_parameter_defaults() -> None:
+    """One source for every default: a setting read without its variable takes what template.yaml deploys.
+
+    Outside a deployment (the measurements, a library user) the code's defaults apply; each must be the
+    template's parameter default, or the bench would measure something the stack never runs.
+    """
+    from localcloud import sam as packager
+
+    staging = {"STAGING_BUCKET": "staging"}
+    for function, classes in (
+        ("ValidateFunction", (settings.Limits,)),
+        ("ResizeFunction", (settings.RenditionSettings,)),
+        ("WatermarkFunction", (settings.WatermarkSettings, settings.EncodeSettings)),
+    ):
+        env = packager.function_environment(function)
+        assert env, function
+        for cls in classes:
+            deployed = cls.from_env({**env, **staging})
+            default = cls.from_env({**staging, "UPLOAD_PREFIX": env.get("UPLOAD_PREFIX", "uploads/")})
+            assert deployed == default, f"{cls.__name__}: the code's defaults differ from template.yaml's"

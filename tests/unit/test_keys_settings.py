@@ -248,8 +248,9 @@ def test_defaults() -> None:
         formats=("jpeg",), jpeg_quality=85, webp_quality=80, avif_quality=60
     )
     wm = WatermarkSettings.from_env({})
-    assert wm == WatermarkSettings(text="", logo="", position="bottom-right", opacity=0.5, min_width=600)
-    assert not wm.enabled
+    assert wm == WatermarkSettings(text="imgpipe", logo="", position="bottom-right", opacity=0.5, min_width=600)
+    assert wm.enabled
+    assert not WatermarkSettings.from_env({"WATERMARK_TEXT": ""}).enabled
     staging = Staging(bucket="staging-bucket", prefix="staging/")
     assert Staging.from_env(BUCKETS) == staging
     assert RenditionSettings.from_env(BUCKETS) == RenditionSettings(

@@ -91,7 +91,8 @@ class Limits:
     """What the validate step accepts: the upload's size and pixels, and renditions (``widths``, in
     every one of ``formats``) that fit the output formats."""
 
-    #: The defaults of RENDITION_WIDTHS and OUTPUT_FORMATS.
+    #: The defaults of RENDITION_WIDTHS and OUTPUT_FORMATS, for every setting that reads them (template.yaml's
+    #: parameter defaults; tests/template checks that the two agree).
     DEFAULT_WIDTHS: ClassVar[str] = "2048,1024,320"
     DEFAULT_FORMATS: ClassVar[str] = "jpeg"
 
@@ -145,7 +146,7 @@ class RenditionSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RenditionSettings:
         return cls(
-            widths=parse_widths(_get(env, "RENDITION_WIDTHS", "2048,1024,320")),
+            widths=parse_widths(_get(env, "RENDITION_WIDTHS", Limits.DEFAULT_WIDTHS)),
             max_pixels=_int(env, "MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             staging=Staging.from_env(env),
         )
@@ -161,7 +162,7 @@ class EncodeSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EncodeSettings:
         return cls(
-            formats=parse_formats(_get(env, "OUTPUT_FORMATS", "jpeg")),
+            formats=parse_formats(_get(env, "OUTPUT_FORMATS", Limits.DEFAULT_FORMATS)),
             jpeg_quality=_int(env, "JPEG_QUALITY", 85, 1, 95),
             webp_quality=_int(env, "WEBP_QUALITY", 80, 1, 100),
             avif_quality=_int(env, "AVIF_QUALITY", 60, 1, 100),
@@ -189,7 +190,7 @@ class WatermarkSettings:
         if "/" in logo or logo.startswith("."):
             raise ConfigurationError(f"WATERMARK_LOGO={logo!r} must be a file name in the layer's assets")
         return cls(
-            text=_get(env, "WATERMARK_TEXT", ""),
+            text=_get(env, "WATERMARK_TEXT", "imgpipe"),
             logo=logo,
             position=position,
             opacity=_float(env, "WATERMARK_OPACITY", 0.5, 0.0, 1.0),
