@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from pipeline.settings import EncodeSettings, WatermarkSettings
 
-LAYER: Final = Path(__file__).resolve().parents[2] / "layers" / "shared"
+LAYER: Final = sam.ROOT / "layers" / "shared"
 
 QUALITY_WIDTH: Final = 1024
 #: Renditions whose quality is measured, and judged: the target holds for the worst of them.
@@ -479,7 +479,7 @@ def child(impl: str, case_name: str, source: Path, staging: Path | None = None) 
 
 
 def peak_memory(impl: str, case: Case, source: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LAYER.parents[1] / "src"), str(LAYER)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sam.ROOT / "src"), str(LAYER)])}
     with tempfile.TemporaryDirectory(prefix="imgpipe-staging-") as staging:
         command = [sys.executable, "-m", "imgpipe_bench.bench", "--child", impl, case.name, str(source)]
         if impl == OURS_STEPS[1]:

@@ -44,7 +44,7 @@ from typing import Final
 
 from localcloud import sam
 
-ROOT: Final = Path(__file__).resolve().parents[2]
+ROOT: Final = sam.ROOT
 PIXEL_FUNCTIONS: Final = frozenset({"resize", "watermark"})
 PIXEL_BUDGET_MS: Final = 250.0
 GLUE_BUDGET_MS: Final = 150.0

@@ -25,7 +25,23 @@ from samtranslator.translator.managed_policy_translator import ManagedPolicyLoad
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-ROOT: Final = Path(__file__).resolve().parents[2]
+
+def project_root() -> Path:
+    """The project the local cloud deploys, found once: ``$IMGPIPE_ROOT``, else the first of the current
+    directory and its parents that holds template.yaml and functions/, else the checkout this package
+    was installed from in development mode."""
+    configured = os.environ.get("IMGPIPE_ROOT")
+    if configured:
+        return Path(configured).resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "template.yaml").is_file() and (candidate / "functions").is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2]
+
+
+#: The one place every path of the project starts from.
+ROOT: Final = project_root()
 TEMPLATE: Final = ROOT / "template.yaml"
 
 _CODE_PROPERTIES: Final = {
