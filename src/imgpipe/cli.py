@@ -104,7 +104,7 @@ def _run_process(
         for result in results:
             print(result.to_json())
     else:
-        Console().print(_table(results))
+        whole_console().print(_table(results))
         saved = sum(Path(r.file).stat().st_size - sum(o.bytes for o in r.outputs) for r in results if r.outputs)
         Console().print(f"outputs in {out}/ ; function logs and REPORT lines in {log.path}")
         Console().print(f"bytes saved against the originals: {saved:,}")
@@ -140,16 +140,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _print_whole(table: Table) -> None:
-    """Print the table on stdout with every cell on one line, whole: as wide as its widest row needs,
-    also when stdout is no terminal (rich then assumes 80 columns and would cut values short)."""
-    console = Console()
-    needed = console.measure(table, options=console.options.update_width(1 << 20)).maximum
-    if needed > console.width:
-        console = Console(width=needed)
-    console.print(table)
-
-
 def _serve_table(cloud: LocalCloud, stack: Stack, urls: dict[str, str]) -> Table:
     table = Table(title=f"imgpipe local cloud on {cloud.endpoint}", show_header=False)
     table.add_column(no_wrap=True)
@@ -178,7 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(json.dumps(ready), flush=True)
             show("Ctrl-C stops it.")
         else:
-            _print_whole(_serve_table(cloud, stack, urls))
+            whole_console().print(_serve_table(cloud, stack, urls))
             out = Console(soft_wrap=True, highlight=False)
             target = f"s3://{stack.source_bucket}/{stack.upload_prefix}"
             out.print(f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg {target}", markup=False)
@@ -191,10 +181,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def whole_console() -> Console:
-    """A console for tables: the terminal's width, or when stdout is no terminal one wide enough that no
-    value is cut (rich would assume 80 columns)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=1 << 12)
+    """A console that prints every value whole: as wide as a table needs, on a terminal or not (rich
+    would otherwise fit tables to the terminal, or to 80 columns when stdout is no terminal, and cut
+    ARNs and URLs short). Tables take only the width they need."""
+    return Console(width=1 << 12)
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -233,7 +223,7 @@ def cmd_start_execution(args: argparse.Namespace) -> int:
         with LocalCloud() as cloud:
             stack = cloud.deploy(_parameters(args.parameter))
             described, history = start_manual_execution(cloud.endpoint, document, stack)
-    print_path(Console(), described, history)
+    print_path(whole_console(), described, history)
     return EXIT_OK if described["status"] == "SUCCEEDED" else EXIT_FAILED
 
 

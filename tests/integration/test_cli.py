@@ -62,12 +62,15 @@ def test_process_json_reports_each_input_and_exits_1_on_any_failure(tmp_path: Pa
 
 
 def test_process_exits_0_when_all_succeed_and_prints_a_table(tmp_path: Path) -> None:
-    image = tmp_path / "a.jpg"
+    name = "a photo with a long name, whole in the table.jpg"
+    image = tmp_path / name
     image.write_bytes(jpeg(400, 300))
     done = imgpipe("process", str(image), "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "SUCCEEDED" in done.stdout
-    assert (tmp_path / "o" / "a.jpg" / "400w.jpg").is_file()
+    assert name in done.stdout, "the table cuts no value, also when stdout is not a terminal"
+    assert "400w.jpg, 320w.jpg" in done.stdout
+    assert (tmp_path / "o" / name / "400w.jpg").is_file()
 
 
 @pytest.mark.parametrize(
