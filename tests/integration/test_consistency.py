@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from localcloud import moto_patches
+from localcloud.faults import RequestFault
 from localcloud.manual import state_path
-from localcloud.moto_patches import Fault
 from pipeline.keys import manifest_key
 from tests.integration.conftest import Deployed, jpeg
 
@@ -60,7 +59,14 @@ def slowed_at_resize(deployed: Deployed, key: str, body: bytes) -> Iterator[None
     """Upload ``key``; its run's Resize fails once (four staging PUTs answer 500) and waits out the state
     machine's Retry interval, its source version pinned: the body of the ``with`` runs meanwhile."""
     stack = deployed.stack
-    fault = Fault("s3", 4, "PUT", f"/{stack.staging_bucket}/staging/", code="InternalError", status=500)
+    fault = RequestFault(
+        service="s3",
+        count=4,
+        method="PUT",
+        path_prefix=f"/{stack.staging_bucket}/staging/",
+        code="InternalError",
+        status=500,
+    )
     deployed.cloud.inject_fault(fault)
     try:
         deployed.upload(key, body)
@@ -70,7 +76,7 @@ def slowed_at_resize(deployed: Deployed, key: str, body: bytes) -> Iterator[None
         assert fault.hits == 4, "the run reached Resize"
         yield
     finally:
-        moto_patches.clear_faults()
+        deployed.cloud.clear_faults()
 
 
 def test_a_key_overwritten_while_its_first_run_retries_ends_with_the_new_image_only(deployed: Deployed) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from localcloud.faults import InvocationFault, RequestFault
 from localcloud.manual import state_path
-from localcloud.moto_patches import Fault
 from tests.integration.conftest import Deployed, deploy, jpeg
 
 pytestmark = pytest.mark.slow
@@ -43,11 +43,24 @@ def test_throttling_and_5xx_in_every_step_are_retried_to_success(fast: Deployed)
     # Four failures in a row outlast botocore's own attempts (one and three retries), so each step
     # fails once with TransientError and the state machine's Retry takes it from there.
     faults = {
-        "Validate": Fault("s3", 4, "HEAD", f"/{stack.source_bucket}/{key}"),
-        "Resize": Fault("s3", 4, "PUT", f"/{stack.staging_bucket}/staging/", code="InternalError", status=500),
-        "Watermark": Fault("s3", 4, "GET", f"/{stack.staging_bucket}/staging/", code="ServiceUnavailable"),
-        "Store": Fault("s3", 4, "PUT", f"/{stack.destination_bucket}/{name}/"),
-        "Notify": Fault("sns", 4, "POST", code="InternalError", status=500),
+        "Validate": RequestFault(service="s3", count=4, method="HEAD", path_prefix=f"/{stack.source_bucket}/{key}"),
+        "Resize": RequestFault(
+            service="s3",
+            count=4,
+            method="PUT",
+            path_prefix=f"/{stack.staging_bucket}/staging/",
+            code="InternalError",
+            status=500,
+        ),
+        "Watermark": RequestFault(
+            service="s3",
+            count=4,
+            method="GET",
+            path_prefix=f"/{stack.staging_bucket}/staging/",
+            code="ServiceUnavailable",
+        ),
+        "Store": RequestFault(service="s3", count=4, method="PUT", path_prefix=f"/{stack.destination_bucket}/{name}/"),
+        "Notify": RequestFault(service="sns", count=4, method="POST", code="InternalError", status=500),
     }
     for fault in faults.values():
         fast.cloud.inject_fault(fault)
@@ -55,9 +68,7 @@ def test_throttling_and_5xx_in_every_step_are_retried_to_success(fast: Deployed)
         fast.upload(key, jpeg(900, 600))
         execution = fast.execution_for(key)
     finally:
-        from localcloud import moto_patches
-
-        moto_patches.clear_faults()
+        fast.cloud.clear_faults()
 
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     assert {step: fault.hits for step, fault in faults.items()} == dict.fromkeys(faults, 4)
@@ -73,7 +84,7 @@ def test_throttling_and_5xx_in_every_step_are_retried_to_success(fast: Deployed)
 
 def test_a_worker_killed_mid_invocation_is_reported_and_retried(fast: Deployed) -> None:
     key = fast.stack.upload_prefix + "killed.jpg"
-    fast.cloud.crash_next_invocations("ResizeFunction", 1)
+    fast.cloud.inject_fault(InvocationFault(function="ResizeFunction", count=1, effect="kill"))
     fast.upload(key, jpeg(700, 500))
     execution = fast.execution_for(key)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
@@ -87,7 +98,9 @@ def test_a_worker_killed_mid_invocation_is_reported_and_retried(fast: Deployed) 
 
 def test_a_worker_that_keeps_dying_ends_in_the_failure_branch(fast: Deployed) -> None:
     key = fast.stack.upload_prefix + "always killed.jpg"
-    fast.cloud.crash_next_invocations("WatermarkFunction", 4)  # the first attempt and its three retries
+    fast.cloud.inject_fault(
+        InvocationFault(function="WatermarkFunction", count=4, effect="kill")
+    )  # the first attempt and its three retries
     fast.upload(key, jpeg(700, 500))
     execution = fast.execution_for(key)
     assert execution["status"] == "FAILED"
@@ -110,7 +123,9 @@ def test_a_step_that_times_out_is_retried_then_fails_cleanly(fast: Deployed) -> 
     original = lam.get_function_configuration(FunctionName=resize)["Timeout"]
     # Shrink the deployed function's timeout, as an operator could (a new configuration: new workers).
     lam.update_function_configuration(FunctionName=resize, Timeout=1)
-    fast.cloud.hang_next_invocations("ResizeFunction", 4)  # the first attempt and its three retries
+    fast.cloud.inject_fault(
+        InvocationFault(function="ResizeFunction", count=4, effect="hang")
+    )  # the first attempt and its three retries
     try:
         key = fast.stack.upload_prefix + "stuck.jpg"
         fast.upload(key, jpeg(800, 600))

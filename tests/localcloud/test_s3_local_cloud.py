@@ -1,6 +1,6 @@
 """S3 conditional requests and multipart events through the local cloud's server, as clients see them.
 
-test_moto_patches.py checks each patch against moto in-process; here the same requests go over HTTP to
+tests/localcloud/services/test_s3.py checks each patch against moto in-process; here the same requests go over HTTP to
 ``LocalCloud`` (moto's server with every patch applied), with the clients the local cloud hands out.
 """
 
@@ -19,8 +19,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from moto.s3.models import S3Backend
 
-from localcloud import moto_patches
 from localcloud.cloud import LocalCloud
+from localcloud.services.s3 import KEY_LOCKS
 
 BUCKET = "conditional-bucket"
 MIB = 1024 * 1024
@@ -104,7 +104,7 @@ def test_concurrent_commits_from_one_etag_let_exactly_one_through(
     assert sorted(outcomes) == ["412 PreconditionFailed"] * (writers - 1) + ["done"]
     winner = outcomes.index("done")
     assert s3.get_object(Bucket=BUCKET, Key="manifest.json")["Body"].read() == f"writer {winner}".encode()
-    assert len(moto_patches._key_locks) == 0
+    assert len(KEY_LOCKS) == 0
 
 
 def test_a_managed_multipart_upload_is_one_object_created_event(cloud: LocalCloud) -> None:

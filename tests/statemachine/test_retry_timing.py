@@ -1,6 +1,6 @@
 """Retry waits follow IntervalSeconds, BackoffRate and MaxDelaySeconds (engine time scaled down).
 
-The interpreter's requested waits are recorded unscaled by the local cloud (moto_patches.retry_waits).
+The interpreter records the waits it asks for, unscaled (`localcloud.services.stepfunctions.interpreter.retry_waits`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import moto_patches
+from localcloud.services.stepfunctions import interpreter
 from tests.statemachine.conftest import ASL, MANUAL_INPUT, Engine, definition
 
 #: What the ASL's retriers must produce, attempt by attempt.
@@ -40,10 +40,10 @@ def embedded(engine: Engine) -> Engine:
 
 
 def waits_of(engine: Engine, case: str, machine: str) -> list[float]:
-    before = len(moto_patches.retry_waits())
+    before = len(interpreter.retry_waits())
     run = engine.run(case, MANUAL_INPUT, machine=machine)
     assert run["described"]["status"] == "FAILED"
-    return moto_patches.retry_waits()[before:]
+    return interpreter.retry_waits()[before:]
 
 
 @pytest.mark.parametrize(

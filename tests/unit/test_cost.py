@@ -14,7 +14,7 @@ from rich.console import Console
 from imgpipe import cli
 from imgpipe_bench import cost
 from imgpipe_bench.cost import PRICES, ExecutionUsage, FunctionUsage, Measurement
-from localcloud.lambda_runtime import Invocation
+from localcloud.services.lambda_.worker import Invocation
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 

@@ -2,21 +2,7 @@
 
 Each worker is ``python -m awslambdaric <handler>`` (the same bootstrap the managed ``python3.12`` runtime runs),
 started in the function's code directory and pointed, through ``AWS_LAMBDA_RUNTIME_API``, at a Runtime API endpoint
-of its own: a small threaded HTTP server on 127.0.0.1 that this module implements.  Because every worker has its own
-endpoint, the server always knows which invocation a request belongs to.
-
-The protocol, as awslambdaric 4.2.2 speaks it:
-
-* ``GET /2018-06-01/runtime/invocation/next`` long-polls for the next event.  The response carries the event as the
-  body and the headers ``Lambda-Runtime-Aws-Request-Id``, ``Lambda-Runtime-Deadline-Ms`` (epoch milliseconds, from
-  which ``context.get_remaining_time_in_millis()`` is computed), ``Lambda-Runtime-Invoked-Function-Arn``,
-  ``Lambda-Runtime-Trace-Id`` and ``Content-Type: application/json`` (without it the event reaches the handler as
-  raw bytes instead of parsed JSON).
-* ``POST /2018-06-01/runtime/invocation/<id>/response`` with the handler's result.
-* ``POST /2018-06-01/runtime/invocation/<id>/error`` with ``{"errorMessage", "errorType", "requestId",
-  "stackTrace"}``; ``errorType`` is the exception's class name.
-* ``POST /2018-06-01/runtime/init/error`` when the handler cannot be loaded (the module raises at import, the handler
-  is missing...); the client then exits with status 1.
+of its own (runtime_api.py).
 
 The client imports the handler module *before* its first ``GET /next``, so the time from process start to that first
 request is the init duration, as on AWS.
@@ -40,45 +26,34 @@ phase under the function timeout.  Memory is measured (peak RSS, ``VmHWM``) but 
 
 from __future__ import annotations
 
-import array
-import atexit
 import contextlib
-import fcntl
 import json
 import math
 import os
-import select
 import signal
 import subprocess
 import sys
-import termios
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
 
-__all__ = ["FunctionSpec", "Invocation", "PoolClosedError", "WorkerPool"]
+from localcloud.services.lambda_.logs import LogPump, LogSink
+from localcloud.services.lambda_.runtime_api import RuntimeAPIHandler, RuntimeAPIServer, error_json
 
-RUNTIME_API_PREFIX = "/2018-06-01/runtime"
+__all__ = ["FunctionSpec", "Invocation", "Worker", "WorkerStoppingError"]
+
 INIT_TIMEOUT_S = 10.0
 """AWS's limit on the init phase of an on-demand function."""
 STOP_GRACE_S = 2.0
 """How long close() waits after SIGTERM before SIGKILL."""
-LOG_DRAIN_TIMEOUT_S = 1.0
-"""How long an invocation waits for the log readers to pass on what the handler wrote before it returned."""
 DEFAULT_ACCOUNT = "123456789012"
 
 ERROR_TIMEOUT = "Sandbox.Timedout"
 ERROR_EXIT = "Runtime.ExitError"
-
-LogSink = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -126,16 +101,6 @@ class Invocation:
         return line
 
 
-class PoolClosedError(RuntimeError):
-    """invoke() on a WorkerPool that has been closed."""
-
-
-def _default_log_sink(function_name: str, line: str) -> None:
-    # awslambdaric joins the lines of one error record with "\r" (one CloudWatch event); show them as lines.
-    for part in line.split("\r"):
-        sys.stderr.write(f"[{function_name}] {part}\n")
-
-
 def _billed_ms(duration_ms: float, init_ms: float | None) -> int:
     """Rounded up to the next millisecond, at least 1 ms.
 
@@ -169,10 +134,6 @@ def _exit_reason(returncode: int) -> str:
     return "Runtime exited without providing a reason"
 
 
-def _error_json(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-
-
 def _trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
 
@@ -182,15 +143,6 @@ def _region(spec: FunctionSpec, env: Mapping[str, str]) -> str:
     if len(parts) >= 4 and parts[0] == "arn" and parts[3]:
         return parts[3]
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-def _pending_bytes(fd: int) -> int:
-    buf = array.array("i", [0])
-    try:
-        fcntl.ioctl(fd, termios.FIONREAD, buf)
-    except OSError:
-        return 0
-    return buf[0]
 
 
 def _worker_env(spec: FunctionSpec, base_env: Mapping[str, str], runtime_api: str) -> dict[str, str]:
@@ -242,76 +194,11 @@ class _Pending:
     finished_at: float = 0.0
 
 
-class _RuntimeAPIServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, worker: _Worker) -> None:
-        self.worker = worker
-        super().__init__(("127.0.0.1", 0), _RuntimeAPIHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A worker killed mid-request leaves a broken connection behind; that is expected.
-        pass
+class WorkerStoppingError(RuntimeError):
+    """start() on a Worker that is being stopped."""
 
 
-class _RuntimeAPIHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle's algorithm against the client's delayed ACKs, each
-    # exchange would stall for ~40 ms.
-    disable_nagle_algorithm = True
-    server: _RuntimeAPIServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def send(self, code: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(code)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if not headers or "Content-Type" not in headers:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] == f"{RUNTIME_API_PREFIX}/invocation/next":
-            self.server.worker.serve_next(self)
-        else:
-            self.send(404, _error_json("InvalidRequest", f"no route for GET {self.path}"))
-
-    def do_POST(self) -> None:
-        body = self._read_body()
-        parts = self.path.split("?")[0].removeprefix(RUNTIME_API_PREFIX).strip("/").split("/")
-        header_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-        worker = self.server.worker
-        if parts == ["init", "error"]:
-            worker.on_init_error(body, header_type)
-            self.send(202, b'{"status":"OK"}')
-        elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
-            if worker.on_result(parts[1], body, parts[2] == "error", header_type):
-                self.send(202, b'{"status":"OK"}')
-            else:
-                self.send(400, _error_json("InvalidRequestID", f"Invalid request ID: {parts[1]}"))
-        else:
-            self.send(404, _error_json("InvalidRequest", f"no route for POST {self.path}"))
-
-
-class _Worker:
+class Worker:
     """One execution environment: an awslambdaric process and its Runtime API endpoint."""
 
     def __init__(self, spec: FunctionSpec, base_env: Mapping[str, str], python: str, log_sink: LogSink) -> None:
@@ -319,12 +206,12 @@ class _Worker:
         self._spec = spec
         self._base_env = base_env
         self._python = python
-        self._log_sink = log_sink
+        self._logs = LogPump(spec.name, log_sink)
         self._arn = spec.arn
         self._cond = threading.Condition()
         self._life_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._server: _RuntimeAPIServer | None = None
+        self._server: RuntimeAPIServer | None = None
         self._threads: list[threading.Thread] = []
         self._started_at = 0.0
         self._ready_at: float | None = None
@@ -334,10 +221,6 @@ class _Worker:
         self._closing = False
         self._broken = False
         self._peak_kb = 0
-        # Log readers: which are inside a read, which have reached EOF.
-        self._io_cond = threading.Condition()
-        self._io_busy: dict[int, bool] = {}
-        self._io_eof: dict[int, bool] = {}
 
     @property
     def started(self) -> bool:
@@ -355,8 +238,8 @@ class _Worker:
     def start(self) -> None:
         with self._life_lock:
             if self._closing:
-                raise PoolClosedError(f"function {self._spec.name}: the pool is closing")
-            server = _RuntimeAPIServer(self)
+                raise WorkerStoppingError(f"function {self._spec.name}: the worker is stopping")
+            server = RuntimeAPIServer(self)
             server_thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.1},
@@ -388,11 +271,9 @@ class _Worker:
             assert proc.stderr is not None
             self._threads = [server_thread]
             for stream in (proc.stdout, proc.stderr):
-                fd = stream.fileno()
-                self._io_busy[fd] = False
-                self._io_eof[fd] = False
+                self._logs.add(stream)
                 self._threads.append(
-                    threading.Thread(target=self._pump, args=(stream,), name=f"lambda-log-{proc.pid}", daemon=True)
+                    threading.Thread(target=self._logs.pump, args=(stream,), name=f"lambda-log-{proc.pid}", daemon=True)
                 )
             self._threads.append(
                 threading.Thread(target=self._wait_exit, args=(proc,), name=f"lambda-wait-{proc.pid}", daemon=True)
@@ -442,61 +323,6 @@ class _Worker:
                 self._threads[0].join(timeout=5)
             self._threads = []
 
-    # -- logs ---------------------------------------------------------------------------------------------------
-
-    def _pump(self, stream: Any) -> None:
-        """Pass the worker's output to the log sink line by line.
-
-        Reads happen only while ``_io_busy[fd]`` is set (under ``_io_cond``), so that _drain_logs() can tell, from
-        the bytes still in the pipe, whether everything the worker wrote so far has reached the sink.
-        """
-        fd: int = stream.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        partial = b""
-        try:
-            while True:
-                poller.poll()
-                with self._io_cond:
-                    self._io_busy[fd] = True
-                data = os.read(fd, 65536)
-                if not data:
-                    break
-                *lines, partial = (partial + data).split(b"\n")
-                for raw in lines:
-                    self._emit(raw)
-                with self._io_cond:
-                    self._io_busy[fd] = False
-                    self._io_cond.notify_all()
-        finally:
-            if partial:
-                self._emit(partial)
-            with self._io_cond:
-                self._io_busy[fd] = False
-                self._io_eof[fd] = True
-                self._io_cond.notify_all()
-            stream.close()
-
-    def _emit(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        # A failing sink must never stop the reader: the worker would block on a full pipe.
-        with contextlib.suppress(Exception):
-            self._log_sink(self._spec.name, line)
-
-    def _drain_logs(self) -> None:
-        """Wait (briefly) until the lines the worker wrote so far have been passed to the sink."""
-
-        def drained() -> bool:
-            return all(self._io_eof[fd] or (not self._io_busy[fd] and _pending_bytes(fd) == 0) for fd in self._io_busy)
-
-        deadline = time.monotonic() + LOG_DRAIN_TIMEOUT_S
-        with self._io_cond:
-            while not drained():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._io_cond.wait(min(remaining, 0.05))
-
     # -- the Runtime API side (called from the HTTP server's threads) -------------------------------------------
 
     def _sample_memory(self) -> None:
@@ -505,7 +331,7 @@ class _Worker:
             if kb is not None:
                 self._peak_kb = max(self._peak_kb, kb)
 
-    def serve_next(self, handler: _RuntimeAPIHandler) -> None:
+    def serve_next(self, handler: RuntimeAPIHandler) -> None:
         first = False
         with self._cond:
             if self._ready_at is None:
@@ -526,7 +352,7 @@ class _Worker:
                 self._cond.wait()
         if pending is None:
             handler.close_connection = True
-            handler.send(503, _error_json("ServiceUnavailable", "the execution environment is shutting down"))
+            handler.send(503, error_json("ServiceUnavailable", "the execution environment is shutting down"))
             return
         handler.send(
             200,
@@ -596,13 +422,13 @@ class _Worker:
             returncode = self._exit_code
         reason = _exit_reason(returncode) if returncode is not None else "Runtime exited without providing a reason"
         self._broken = True
-        return _error_json(ERROR_EXIT, f"RequestId: {request_id} Error: {reason}"), ERROR_EXIT
+        return error_json(ERROR_EXIT, f"RequestId: {request_id} Error: {reason}"), ERROR_EXIT
 
     def _timed_out(self, request_id: str, timeout_s: float) -> tuple[bytes, str]:
         self._sample_memory()
         self.kill()
         message = f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
-        return _error_json(ERROR_TIMEOUT, message), ERROR_TIMEOUT
+        return error_json(ERROR_TIMEOUT, message), ERROR_TIMEOUT
 
     def invoke(self, event: bytes, timeout_s: float) -> Invocation:
         request_id = str(uuid.uuid4())
@@ -619,10 +445,10 @@ class _Worker:
                 init_ms = (time.perf_counter() - self._started_at) * 1000
                 if init_error is not None:
                     self._broken = True
-                    self._drain_logs()
+                    self._logs.drain()
                     return self._outcome(request_id, init_error[0], init_error[1], 0.0, init_ms)
                 if exited:
-                    self._drain_logs()
+                    self._logs.drain()
                     return self._outcome(request_id, *self._exit_error(request_id), 0.0, init_ms)
                 return self._outcome(request_id, *self._timed_out(request_id, timeout_s), 0.0, init_ms)
             init_ms = (ready_at - self._started_at) * 1000
@@ -640,130 +466,11 @@ class _Worker:
             self._cond.wait_for(lambda: pending.result is not None or self._exit_code is not None, timeout=timeout_s)
             self._pending = None
         if pending.result is not None:
-            self._drain_logs()
+            self._logs.drain()
             duration_ms = (pending.finished_at - started) * 1000
             return self._outcome(request_id, pending.result, pending.error_type, duration_ms, init_ms)
         duration_ms = (time.perf_counter() - started) * 1000
         if self._exit_code is not None:
-            self._drain_logs()
+            self._logs.drain()
             return self._outcome(request_id, *self._exit_error(request_id), duration_ms, init_ms)
         return self._outcome(request_id, *self._timed_out(request_id, timeout_s), duration_ms, init_ms)
-
-
-_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_live_pools() -> None:
-    for pool in list(_live_pools):
-        pool.close()
-
-
-class WorkerPool:
-    """Warm execution environments for one function, at most max_workers of them (its concurrency limit).
-
-    invoke() is thread-safe.  Each worker serves one invocation at a time; workers start lazily, up to max_workers,
-    and are then reused warm; callers queue when all are busy.  A worker that timed out, died or failed init is
-    discarded, and the next invocation cold-starts a new one.
-    """
-
-    def __init__(
-        self,
-        spec: FunctionSpec,
-        *,
-        max_workers: int | None = None,
-        base_env: Mapping[str, str] | None = None,
-        python: str = sys.executable,
-        on_report: Callable[[Invocation], None] | None = None,
-        log_sink: LogSink | None = None,
-    ) -> None:
-        self.spec = spec
-        self.max_workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
-        if self.max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, not {self.max_workers}")
-        self._base_env = dict(base_env or {})
-        self._python = python
-        self._on_report = on_report
-        self._log_sink = log_sink or _default_log_sink
-        self._cond = threading.Condition()
-        self._workers: set[_Worker] = set()
-        self._idle: list[_Worker] = []
-        self._closed = False
-        _live_pools.add(self)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _acquire(self) -> _Worker:
-        while True:
-            dead: list[_Worker] = []
-            worker: _Worker | None = None
-            with self._cond:
-                while worker is None and not dead:
-                    if self._closed:
-                        raise PoolClosedError(f"function {self.spec.name}: the pool is closed")
-                    if self._idle:
-                        candidate = self._idle.pop()  # the most recently used: the warmest
-                        if candidate.reusable:
-                            worker = candidate
-                        else:
-                            self._workers.discard(candidate)
-                            dead.append(candidate)
-                    elif len(self._workers) < self.max_workers:
-                        worker = _Worker(self.spec, self._base_env, self._python, self._log_sink)
-                        self._workers.add(worker)
-                    else:
-                        self._cond.wait()
-            for candidate in dead:
-                candidate.stop()
-            if worker is not None:
-                return worker
-
-    def _release(self, worker: _Worker) -> None:
-        with self._cond:
-            keep = not self._closed and worker.reusable
-            if keep:
-                self._idle.append(worker)
-            else:
-                self._workers.discard(worker)
-            self._cond.notify_all()
-        if not keep:
-            worker.stop()
-
-    def invoke(self, payload: bytes, timeout_s: float | None = None, *, fault: str | None = None) -> Invocation:
-        """Run the handler on ``payload`` (a JSON document) and wait for the outcome.
-
-        Errors of the function (handler exceptions, timeouts, crashes, init failures) come back as an Invocation
-        with error_type set; PoolClosedError if the pool is closed. ``fault`` injects one: "kill" kills the
-        worker process while the handler runs, "hang" stops it until the timeout.
-        """
-        timeout = self.spec.timeout_s if timeout_s is None else timeout_s
-        worker = self._acquire()
-        worker.fault = fault
-        try:
-            invocation = worker.invoke(payload, timeout)
-        finally:
-            self._release(worker)
-        if self._on_report is not None:
-            self._on_report(invocation)
-        return invocation
-
-    def close(self) -> None:
-        """Stop every worker (invocations in flight end with Runtime.ExitError); idempotent."""
-        with self._cond:
-            self._closed = True
-            workers = list(self._workers)
-            self._workers.clear()
-            self._idle.clear()
-            self._cond.notify_all()
-        stoppers = [threading.Thread(target=worker.stop, name="lambda-stop") for worker in workers]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join()
-        _live_pools.discard(self)

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from localcloud import lambda_runtime
-from localcloud.lambda_runtime import FunctionSpec, Invocation, PoolClosedError, WorkerPool
+from localcloud.services.lambda_ import worker
+from localcloud.services.lambda_.pool import PoolClosedError, WorkerPool
+from localcloud.services.lambda_.worker import FunctionSpec, Invocation, Worker
 
 ARN = "arn:aws:lambda:eu-west-3:123456789012:function:thumbnailer"
 
@@ -374,7 +375,7 @@ def test_init_past_its_time_limit_times_out(
     make_pool: Callable[..., WorkerPool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Init gets max(10 s, the function timeout); shorten the 10 s to keep the test fast.
-    monkeypatch.setattr(lambda_runtime, "INIT_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(worker, "INIT_TIMEOUT_S", 0.3)
     pool = make_pool("slow_init.lambda_handler", timeout_s=0.3)
 
     started = time.monotonic()
@@ -459,3 +460,17 @@ def test_close_during_an_invocation(make_pool: Callable[..., WorkerPool]) -> Non
     assert not caller.is_alive()
     assert results[0].error_type == "Runtime.ExitError"
     assert "Runtime exited with error: signal: terminated" in _body(results[0])["errorMessage"]
+
+
+def test_close_before_the_worker_starts(make_pool: Callable[..., WorkerPool], monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = make_pool()
+    start = Worker.start
+
+    def close_then_start(self: Worker) -> None:
+        pool.close()  # lands between the pool handing out the worker and the worker starting its process
+        start(self)
+
+    monkeypatch.setattr(Worker, "start", close_then_start)
+
+    with pytest.raises(PoolClosedError, match=r"^function thumbnailer: the pool is closing$"):
+        pool.invoke(_event())

@@ -1,0 +1,1 @@
+"""The emulated AWS services of the local cloud, one module per service."""
