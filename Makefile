@@ -78,7 +78,7 @@ bench: $(STAMP) ## Imaging against pyvips and naive Pillow (installs the bench e
 	$(BIN)/imgpipe bench
 
 bench-local: $(STAMP) ## Local cloud figures: upload-to-notification time, orchestration overhead
-	$(BIN)/python benchmarks/bench_local_cloud.py
+	$(BIN)/imgpipe bench local
 
 run: $(STAMP) ## Process the sample images on the embedded local cloud
 	$(BIN)/imgpipe demo

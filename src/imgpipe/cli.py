@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from imgpipe_bench.bench import PARTS
 from localcloud.cloud import REGION, LocalCloud, LocalCloudError, Stack
 from localcloud.runner import InputError, Result, input_files, process
 from localcloud.sam import ROOT, TemplateError
@@ -187,30 +186,9 @@ def whole_console() -> Console:
     return Console(width=1 << 12)
 
 
-def cmd_cost(args: argparse.Namespace) -> int:
-    from imgpipe_bench import cost
-
-    return cost.run(args, whole_console())
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from imgpipe_bench import bench
-
-    plot = Path(args.plot)
-    plot.parent.mkdir(parents=True, exist_ok=True)
-    figures = bench.run_all(
-        args.only or bench.PARTS,
-        plot=plot,
-        repeats=args.repeats,
-        cold_start_repeats=args.cold_start_repeats,
-        executions=args.executions,
-        images=args.images,
-    )
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        bench.render_all(figures, whole_console())
-    return EXIT_OK
+def _measurement(run: Callable[[argparse.Namespace, Console], int]) -> Callable[[argparse.Namespace], int]:
+    """A measurement command's ``run``, printing its tables on ``whole_console()``."""
+    return lambda args: run(args, whole_console())
 
 
 def cmd_start_execution(args: argparse.Namespace) -> int:
@@ -225,19 +203,6 @@ def cmd_start_execution(args: argparse.Namespace) -> int:
             described, history = start_manual_execution(cloud.endpoint, document, stack)
     print_path(whole_console(), described, history)
     return EXIT_OK if described["status"] == "SUCCEEDED" else EXIT_FAILED
-
-
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-        return value
-
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -269,26 +234,25 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser(
-        "bench",
-        help="imaging against pyvips and naive Pillow (time, memory, PSNR), cold starts, orchestration, throughput",
-    )
-    p.add_argument("--json", action="store_true", help="the figures as one JSON object")
-    p.add_argument("--plot", default="out/bench-imaging.png", help="PNG plot of time per case")
-    p.add_argument("--only", action="append", choices=PARTS, help="measure only this part (repeatable)")
-    p.add_argument("--repeats", type=_at_least(5), default=7, help="imaging repetitions per case (default 7)")
-    p.add_argument("--cold-start-repeats", type=_at_least(1), default=7, help="fresh processes per function")
-    p.add_argument("--executions", type=_at_least(1), default=30, help="executions for the orchestration overhead")
-    p.add_argument("--images", type=_at_least(1), default=40, help="12 MP uploads for the throughput")
-    p.set_defaults(func=cmd_bench)
+    from imgpipe_bench import bench, local_cloud, throughput
+    from imgpipe_bench.cost import command as cost
+    from imgpipe_bench.imaging import command as imaging
+    from imgpipe_bench.load import command as load
 
-    from imgpipe_bench import cost
+    p = sub.add_parser("bench", help=bench.HELP, description=bench.DESCRIPTION)
+    bench.add_arguments(p)
+    p.set_defaults(func=_measurement(bench.run))
+    parts = p.add_subparsers(dest="part", metavar="[PART]", title="one measurement on its own (its options after it)")
+    for name, part in (("imaging", imaging), ("load", load), ("local", local_cloud), ("throughput", throughput)):
+        q = parts.add_parser(name, help=part.HELP, description=part.DESCRIPTION)
+        part.add_arguments(q)
+        q.set_defaults(func=_measurement(part.run))
 
     p = sub.add_parser(
         "cost", help="cost per 1M images on Standard and Express, x86 and arm64", description=cost.DESCRIPTION
     )
     cost.add_arguments(p)
-    p.set_defaults(func=cmd_cost)
+    p.set_defaults(func=_measurement(cost.run))
 
     p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
     p.add_argument("--input", required=True, help="a JSON file, e.g. events/manual-execution.json")

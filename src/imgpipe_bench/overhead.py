@@ -21,11 +21,12 @@ import time
 import zipfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from localcloud.cloud import LocalCloud
+from localcloud.cloud import LocalCloud, Stack
 
 TRIVIAL_HANDLER: Final = "def lambda_handler(event, context):\n    return event\n"
 TASKS: Final = 5
@@ -208,6 +209,70 @@ class _Executions:
             time.sleep(0.1)
 
 
+@dataclass
+class _Burst:
+    """The timed uploads: when each started, and the CPU time the workers and this process used."""
+
+    keys: list[str]
+    uploaded: dict[str, float]
+    started: float
+    worker_cpu: float
+    cloud_cpu: float
+
+
+def _burst(cloud: LocalCloud, stack: Stack, bodies: list[bytes], executions: _Executions, timeout_s: float) -> _Burst:
+    """Upload ``bodies`` at once from four threads and wait for every execution to succeed."""
+    s3 = cloud.client("s3")
+    keys = [f"{stack.upload_prefix}throughput/{index:04d}.jpg" for index in range(len(bodies))]
+    uploaded: dict[str, float] = {}
+    workers_before = _worker_cpu({})
+    cloud_before = time.process_time()
+
+    def upload(index: int) -> None:
+        uploaded[keys[index]] = time.time()
+        s3.put_object(Bucket=stack.source_bucket, Key=keys[index], Body=bodies[index])
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload") as pool:
+        list(pool.map(upload, range(len(bodies))))
+    executions.wait(set(keys), timeout_s)
+    cloud_cpu = time.process_time() - cloud_before
+    workers_after = _worker_cpu(workers_before)
+    worker_cpu = sum(workers_after[pid] - workers_before.get(pid, 0.0) for pid in workers_after)
+    return _Burst(keys, uploaded, started, worker_cpu, cloud_cpu)
+
+
+def _throughput_figures(
+    burst: _Burst, finished: dict[str, dict[str, Any]], reports: list[tuple[str, Any]]
+) -> dict[str, float]:
+    """``measure_throughput()``'s figures, from the burst, its finished executions and the REPORT lines."""
+    keys = burst.keys
+    done = {key: _epoch(finished[key]["stopDate"]) for key in keys}
+    seconds = max(done.values()) - burst.started
+    latencies = [done[key] - burst.uploaded[key] for key in keys]
+    cores = float(os.cpu_count() or 1)
+    by_function: dict[str, float] = defaultdict(float)
+    for name, invocation in reports:
+        by_function[name] += invocation.duration_ms / 1000
+    figures = {
+        "images": float(len(keys)),
+        "seconds": seconds,
+        "images_per_s": len(keys) / seconds,
+        "p50_s": statistics.median(latencies),
+        "p95_s": percentile(latencies, 0.95),
+        "cores": cores,
+        "handler_s": sum(by_function.values()),
+        "executions_s": sum(_epoch(finished[key]["stopDate"]) - _epoch(finished[key]["startDate"]) for key in keys),
+        "worker_cpu_s": burst.worker_cpu,
+        "cloud_cpu_s": burst.cloud_cpu,
+        "idle_cpu_s": max(0.0, seconds * cores - burst.worker_cpu - burst.cloud_cpu),
+        "invocation_errors": float(sum(1 for _name, invocation in reports if invocation.error_type)),
+    }
+    for name, total in sorted(by_function.items()):
+        figures[f"handler_s:{name}"] = total
+    return figures
+
+
 def measure_throughput(count: int = 40, size: tuple[int, int] = (4000, 3000)) -> dict[str, float]:
     """Upload ``count`` photo-like baseline JPEGs (quality 90) at once to the deployed template and wait for
     every execution to succeed (one untimed upload first, to start the workers).
@@ -227,59 +292,16 @@ def measure_throughput(count: int = 40, size: tuple[int, int] = (4000, 3000)) ->
     timeout_s = max(600.0, 30.0 * count)
     with LocalCloud(log_sink=_quiet) as cloud:
         stack = cloud.deploy()
-        s3 = cloud.client("s3")
         executions = _Executions(cloud, stack.state_machine_arn)
         warm = f"{stack.upload_prefix}throughput/warm.jpg"
-        s3.put_object(Bucket=stack.source_bucket, Key=warm, Body=bodies[0])
+        cloud.client("s3").put_object(Bucket=stack.source_bucket, Key=warm, Body=bodies[0])
         executions.wait({warm}, timeout_s)
         with cloud.stats.lock:
             cloud.stats.reports.clear()
-
-        keys = [f"{stack.upload_prefix}throughput/{index:04d}.jpg" for index in range(count)]
-        uploaded: dict[str, float] = {}
-        workers_before = _worker_cpu({})
-        cloud_before = time.process_time()
-
-        def upload(index: int) -> None:
-            uploaded[keys[index]] = time.time()
-            s3.put_object(Bucket=stack.source_bucket, Key=keys[index], Body=bodies[index + 1])
-
-        started = time.time()
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload") as pool:
-            list(pool.map(upload, range(count)))
-        executions.wait(set(keys), timeout_s)
-        cloud_cpu = time.process_time() - cloud_before
-        workers_after = _worker_cpu(workers_before)
+        burst = _burst(cloud, stack, bodies[1:], executions, timeout_s)
         with cloud.stats.lock:
             reports = list(cloud.stats.reports)
-
-    done = {key: _epoch(executions.finished[key]["stopDate"]) for key in keys}
-    seconds = max(done.values()) - started
-    latencies = [done[key] - uploaded[key] for key in keys]
-    cores = float(os.cpu_count() or 1)
-    worker_cpu = sum(workers_after[pid] - workers_before.get(pid, 0.0) for pid in workers_after)
-    by_function: dict[str, float] = defaultdict(float)
-    for name, invocation in reports:
-        by_function[name] += invocation.duration_ms / 1000
-    figures = {
-        "images": float(count),
-        "seconds": seconds,
-        "images_per_s": count / seconds,
-        "p50_s": statistics.median(latencies),
-        "p95_s": percentile(latencies, 0.95),
-        "cores": cores,
-        "handler_s": sum(by_function.values()),
-        "executions_s": sum(
-            _epoch(executions.finished[key]["stopDate"]) - _epoch(executions.finished[key]["startDate"]) for key in keys
-        ),
-        "worker_cpu_s": worker_cpu,
-        "cloud_cpu_s": cloud_cpu,
-        "idle_cpu_s": max(0.0, seconds * cores - worker_cpu - cloud_cpu),
-        "invocation_errors": float(sum(1 for _name, invocation in reports if invocation.error_type)),
-    }
-    for name, total in sorted(by_function.items()):
-        figures[f"handler_s:{name}"] = total
-    return figures
+    return _throughput_figures(burst, executions.finished, reports)
 
 
 def _epoch(value: Any) -> float:

@@ -2,7 +2,7 @@
 
 The image is 1280x960: just wide enough for the 1024 px rendition whose quality is measured.
 
-No timing is asserted: figures are for benchmarks/bench_imaging.py to print.
+No timing is asserted: figures are for ``imgpipe bench imaging`` to print.
 """
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ import importlib.util
 
 import pytest
 
-from imgpipe_bench import bench
+from imgpipe_bench.imaging import cases, implementations, measure
+from imgpipe_bench.imaging.quality import quality
 
-CASE = bench.CASES_BY_NAME["jpeg-12mp"].scaled((1280, 960))
+CASE = cases.CASES_BY_NAME["jpeg-12mp"].scaled((1280, 960))
 
 
 @pytest.fixture(scope="module")
 def figures() -> dict:
-    data = bench.encode_source(CASE)
-    return bench.measure_case(CASE, data, impls=(bench.OURS, bench.NAIVE), repeats=2)
+    data = cases.encode_source(CASE)
+    return measure.measure_case(CASE, data, impls=(cases.OURS, cases.NAIVE), repeats=2)
 
 
 def test_each_implementation_has_positive_times_memory_and_bytes(figures: dict) -> None:
-    assert set(figures["impls"]) == {bench.OURS, bench.NAIVE}
+    assert set(figures["impls"]) == {cases.OURS, cases.NAIVE}
     for impl in figures["impls"].values():
         assert {"median_ms", "min_ms", "times_ms", "cpu_ms", "bytes_out", "peak_added_mb"} <= impl.keys()
         assert impl["median_ms"] > 0
@@ -34,7 +35,7 @@ def test_each_implementation_has_positive_times_memory_and_bytes(figures: dict) 
 
 
 def test_quality_and_ratios_are_reported(figures: dict) -> None:
-    ours = figures["impls"][bench.OURS]
+    ours = figures["impls"][cases.OURS]
     assert ours["psnr_db"] > 30
     assert ours["psnr_jpeg_db"] > 25
     assert figures["reference"]["psnr_jpeg_db"] > 25
@@ -45,19 +46,19 @@ def test_quality_and_ratios_are_reported(figures: dict) -> None:
 
 
 def test_the_outputs_are_the_three_renditions() -> None:
-    data = bench.encode_source(CASE)
-    assert sorted(bench.run_ours(data)) == [320, 1024, 1280]  # never upscaled to 2048
-    assert sorted(bench.run_naive(data)) == [320, 1024, 1280]
+    data = cases.encode_source(CASE)
+    assert sorted(implementations.run_ours(data)) == [320, 1024, 1280]  # never upscaled to 2048
+    assert sorted(implementations.run_naive(data)) == [320, 1024, 1280]
 
 
 def test_pyvips_when_importable() -> None:
     if importlib.util.find_spec("pyvips") is None:
         pytest.skip("pyvips is not installed (it is in the optional 'bench' extra)")
-    vips, why = bench.pyvips_module()
+    vips, why = implementations.pyvips_module()
     if vips is None:
         pytest.skip(f"pyvips cannot be used here: {why}")
-    data = bench.encode_source(CASE)
-    assert sorted(bench.run_pyvips(data, vips)) == [320, 1024, 1280]
+    data = cases.encode_source(CASE)
+    assert sorted(implementations.run_pyvips(data, vips)) == [320, 1024, 1280]
 
 
 def test_quality_is_judged_on_the_worst_measured_rendition() -> None:
@@ -65,28 +66,28 @@ def test_quality_is_judged_on_the_worst_measured_rendition() -> None:
     by_width = {"2048": 36.0, "1024": 35.1}
     ours = {"psnr_db": 44.0, "psnr_jpeg_db": 35.1, "psnr_jpeg_by_width_db": by_width}
     reference = {"psnr_jpeg_db": 35.2, "psnr_jpeg_by_width_db": {"2048": 37.0, "1024": 35.2}}
-    ratios, met = bench._judge({bench.OURS: ours}, reference)
+    ratios, met = measure.judge({cases.OURS: ours}, reference)
     assert ratios["psnr_jpeg_ours_minus_reference_db"] == -1.0
     assert ratios["psnr_jpeg_worst_width"] == 2048
     assert met["psnr"] is False
     by_width["2048"] = 36.6
-    ratios, met = bench._judge({bench.OURS: ours}, reference)
+    ratios, met = measure.judge({cases.OURS: ours}, reference)
     assert ratios["psnr_jpeg_worst_width"] == 2048
     assert met["psnr"] is True
 
 
 def test_quality_is_measured_at_every_quality_width() -> None:
-    case = bench.CASES_BY_NAME["webp-12mp"].scaled((2560, 1920))
-    figures = bench.quality(bench.encode_source(case), None)
-    for impl in (bench.OURS, bench.REFERENCE):
+    case = cases.CASES_BY_NAME["webp-12mp"].scaled((2560, 1920))
+    figures = quality(cases.encode_source(case), None)
+    for impl in (cases.OURS, cases.REFERENCE):
         assert set(figures[impl]["psnr_jpeg_by_width_db"]) == {"2048", "1024"}
         assert all(value > 25 for value in figures[impl]["psnr_jpeg_by_width_db"].values())
-    assert figures[bench.OURS]["psnr_jpeg_db"] == figures[bench.OURS]["psnr_jpeg_by_width_db"]["1024"]
+    assert figures[cases.OURS]["psnr_jpeg_db"] == figures[cases.OURS]["psnr_jpeg_by_width_db"]["1024"]
 
 
 def test_two_exact_round_trips_differ_by_nothing() -> None:
     inf = float("inf")
     ours = {"psnr_db": inf, "psnr_jpeg_db": inf, "psnr_jpeg_by_width_db": {"1024": inf}}
-    ratios, met = bench._judge({bench.OURS: ours}, {"psnr_jpeg_db": inf, "psnr_jpeg_by_width_db": {"1024": inf}})
+    ratios, met = measure.judge({cases.OURS: ours}, {"psnr_jpeg_db": inf, "psnr_jpeg_by_width_db": {"1024": inf}})
     assert ratios["psnr_jpeg_ours_minus_reference_db"] == 0.0
     assert met["psnr"] is True

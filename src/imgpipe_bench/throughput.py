@@ -1,12 +1,11 @@
-"""Pipeline throughput on the local cloud: a burst of 12 MP photos, first upload to last success.
+"""``imgpipe bench throughput``: pipeline throughput on the local cloud, a burst of 12 MP photos, from the
+first upload to the last success.
 
-    .venv/bin/python benchmarks/bench_throughput.py [--images 40] [--size 4000x3000] [--json]
-
-The template is deployed on a fresh local cloud, one photo goes through untimed (the workers start),
-then ``--images`` photo-like baseline JPEGs (quality 90, each its own pixels) are uploaded at once
-and every execution is waited for (see imgpipe_bench.overhead.measure_throughput). Where the time went:
-the handlers' REPORT durations summed per function, the executions' durations summed, and the CPU
-time of the Lambda workers and of the local cloud's own process against what the cores could give.
+The template is deployed on a fresh local cloud, one photo goes through untimed (the workers start), then
+``--images`` photo-like baseline JPEGs (quality 90, each its own pixels) are uploaded at once and every
+execution is waited for (``overhead.measure_throughput``). Where the time went: the handlers' REPORT
+durations summed per function, the executions' durations summed, and the CPU time of the Lambda workers
+and of the local cloud's own process against what the cores could give.
 """
 
 from __future__ import annotations
@@ -14,21 +13,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import warnings
+from typing import Final
 
 from rich.console import Console
 from rich.table import Table
 
-from imgpipe_bench.overhead import measure_throughput
+from imgpipe_bench.arguments import at_least, size
 
-
-def size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    return int(width), int(height)
+HELP: Final = "a burst of 12 MP photos through the pipeline: images/s, latency, where the time went"
+DESCRIPTION: Final = (
+    "Pipeline throughput on the local cloud: a burst of photos uploaded at once, from the first upload to "
+    "the last success, and where the time went (handlers, orchestration, CPU of the workers and the local cloud)."
+)
 
 
 def table(figures: dict[str, float]) -> Table:
+    """``measure_throughput()``'s figures (with the photos' ``width`` and ``height``) as a table."""
     images = int(figures["images"])
     out = Table(title=f"pipeline throughput: {images} photos of {figures['width']:.0f}x{figures['height']:.0f} at once")
     out.add_column("figure")
@@ -54,12 +55,17 @@ def table(figures: dict[str, float]) -> Table:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=40, help="how many photos (default 40)")
-    parser.add_argument("--size", type=size, default=(4000, 3000), help="WIDTHxHEIGHT (default 4000x3000)")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    args = parser.parse_args(argv)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``imgpipe bench throughput``, on the subparser the command gives."""
+    p.add_argument("--images", type=at_least(1), default=40, help="how many photos (default 40)")
+    p.add_argument("--size", type=size, default=(4000, 3000), help="WIDTHxHEIGHT (default 4000x3000)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def run(args: argparse.Namespace, out: Console) -> int:
+    """Measure the throughput; print the figures as JSON, or as a table on ``out``."""
+    from imgpipe_bench.overhead import measure_throughput
+
     # The local cloud's own chatter (moto's notes on the template) is not part of the figures.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", "Tried to parse AWS", UserWarning)
@@ -68,9 +74,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures))
     else:
-        Console().print(table(figures))
+        out.print(table(figures))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
