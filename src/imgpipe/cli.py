@@ -128,7 +128,7 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from localcloud.contact_sheet import contact_sheet
+    from imgpipe.contact_sheet import contact_sheet
 
     files = _files([str(ROOT / "samples")])
     files = [f for f in files if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
