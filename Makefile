@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
 	--framework cloudformation --skip-download --compact --quiet
 
-.PHONY: help venv lint format typecheck cfn-lint security test test-unit test-sfn-local bench bench-local run clean
+.PHONY: help venv lint format typecheck cfn-lint security test test-unit test-sfn-local bench bench-photos bench-local run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,9 +73,28 @@ test-sfn-local: $(STAMP) ## The state-machine cases on Step Functions Local (nee
 	SFN_LOCAL_ENDPOINT=http://127.0.0.1:$(SFN_LOCAL_PORT) $(BIN)/pytest tests/statemachine -k "sfn-local" -rs; \
 	  status=$$?; docker compose -f docker-compose.sfn-local.yml down; exit $$status
 
-bench: $(STAMP) ## Imaging against pyvips and naive Pillow (installs the bench extra)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+bench: $(STAMP) bench-photos ## Imaging against pyvips and naive Pillow, cold starts, orchestration, throughput
 	$(BIN)/imgpipe bench
+
+# Real photographs for the imaging bench: the camera photographs Debian's mate-backgrounds package ships (a
+# 17.9 MP one, 5640x3172, and 2560 px nature photographs), fetched with `apt-get download` (no root needed) and
+# unpacked with dpkg-deb. Without apt-get, or offline, the bench says so and measures its synthetic cases only.
+PHOTOS := out/photos
+MATE_BACKGROUNDS := /usr/share/backgrounds/mate
+MATE_PHOTOS := abstract/Elephants_5640x3172.jpg $(addprefix nature/,Aqua.jpg Garden.jpg LadyBird.jpg TwoWings.jpg \
+	Wood.jpg YellowFlower.jpg)
+
+bench-photos: $(PHOTOS)/Elephants_5640x3172.jpg ## Real photographs for the imaging bench into out/photos (apt-get)
+
+$(PHOTOS)/Elephants_5640x3172.jpg:
+	@if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then \
+	  echo "bench-photos: no apt-get/dpkg-deb here: the imaging bench runs its synthetic cases only" >&2; exit 0; fi; \
+	mkdir -p $(PHOTOS) && rm -rf $(PHOTOS)/.deb && mkdir $(PHOTOS)/.deb && \
+	( cd $(PHOTOS)/.deb && apt-get download mate-backgrounds ) && \
+	dpkg-deb -x $(PHOTOS)/.deb/mate-backgrounds_*.deb $(PHOTOS)/.deb/root && \
+	cp $(addprefix $(PHOTOS)/.deb/root$(MATE_BACKGROUNDS)/,$(MATE_PHOTOS)) $(PHOTOS)/ && \
+	rm -rf $(PHOTOS)/.deb && echo "bench-photos: $(words $(MATE_PHOTOS)) photographs in $(PHOTOS)" || \
+	{ rm -rf $(PHOTOS)/.deb; echo "bench-photos: apt-get download mate-backgrounds failed: synthetic cases only" >&2; }
 
 bench-local: $(STAMP) ## Local cloud figures: upload-to-notification time, orchestration overhead
 	$(BIN)/imgpipe bench local

@@ -23,13 +23,12 @@ _CHANNELS: Final = {"L": 1, "LA": 2, "RGB": 4, "RGBA": 4}
 
 
 def jpeg_scaled(data: bytes, grey: bool, min_width: int, min_height: int) -> Pixels | None:
-    """Decode a YCbCr or greyscale JPEG with libjpeg-turbo's DCT scaling, at any M/8 of its size.
+    """Decode a YCbCr or greyscale JPEG with libjpeg-turbo's DCT scaling.
 
-    Pillow's ``draft()`` only scales by 1/2, 1/4 and 1/8, so a 4000 px photo wanted at 2970 px is
-    decoded whole; at 6/8 it is decoded at 3000 px, and every resize after it has 44% fewer pixels
-    to read. The result is the smallest scale that is still at least ``min_width`` x ``min_height``, in one byte a
-    pixel (``grey``) or four (RGBX, the layout Pillow keeps RGB in). None for data libjpeg-turbo
-    rejects in strict mode.
+    The result is the smallest scale (an M/8 of the stored size) that is still at least
+    ``min_width`` x ``min_height``; ``imaging.decode`` asks for 1/2, 1/4 or 1/8, the scales with
+    SIMD paths (a 12 MP JPEG takes longer at 6/8 than whole). One byte a pixel (``grey``) or four
+    (RGBX, the layout Pillow keeps RGB in). None for data libjpeg-turbo rejects in strict mode.
     """
     import simplejpeg
 

@@ -1,4 +1,5 @@
-"""Decoding and resizing: one decode per source, renditions chained from the largest."""
+"""Decoding and resizing: one decode per source (Pillow and the decoders of ``codecs``), renditions
+chained from the largest by libvips (Lanczos-3, premultiplied alpha)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 from PIL import ExifTags, Image, ImageCms, ImageFile, TiffImagePlugin
 
@@ -21,10 +22,13 @@ from pipeline.errors import CorruptImage, TooManyPixels
 #: Orientations (EXIF tag 274) that swap width and height when applied.
 _TRANSPOSED = frozenset({5, 6, 7, 8})
 #: How much larger than the largest rendition a JPEG is decoded, at the least. A DCT-scaled decode is
-#: softer than a LANCZOS resize by the same factor: decoded at 1.1-1.2x the target, the largest
-#: rendition came out up to 0.7 dB (PSNR) below a full-decode LANCZOS resize; at 1.45x and more it
-#: stays within 0.5 dB, the LANCZOS resize from the decode then doing most of the reduction.
+#: softer than a Lanczos resize by the same factor: a 17.9 MP photograph decoded at 1/2 (1.38x its
+#: 2048 px rendition) gave that rendition 43 dB (PSNR) against a float Lanczos resize of the full
+#: decode, where the full decode gave 56 dB; at 1.45x and more the resize from the decode does most
+#: of the reduction.
 DCT_MARGIN: Final = 1.45
+#: The largest DCT-domain reduction of a JPEG decode (1/8, libjpeg's smallest scale).
+MAX_DCT_SHRINK: Final = 8
 #: Modes every rendition is normalised to.
 _RENDITION_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 #: Modes a decode may also come in: RGBX is opaque colour in the four bytes a pixel Pillow keeps RGB
@@ -255,11 +259,14 @@ def _decode_pixels(img: Image.Image, data: bytes, target_width: int, orientation
     fmt = img.format
     pixels = None
     if fmt in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
-        # The size to decode at, in the stored (not yet rotated) orientation.
+        # The size to decode at, in the stored (not yet rotated) orientation: the largest power-of-two
+        # reduction that still leaves DCT_MARGIN to spare (only those have libjpeg-turbo's SIMD paths).
         stored_w, stored_h = img.size
         want = target_width if orientation not in _TRANSPOSED else scaled_height(stored_h, stored_w, target_width)
-        want_w = min(stored_w, math.ceil(want * DCT_MARGIN))
-        want_h = scaled_height(stored_w, stored_h, want_w)
+        shrink = 1
+        while shrink < MAX_DCT_SHRINK and stored_w / (2 * shrink) >= want * DCT_MARGIN:
+            shrink *= 2
+        want_w, want_h = math.ceil(stored_w / shrink), math.ceil(stored_h / shrink)
         if img.mode in ("RGB", "L"):  # not CMYK/YCCK
             pixels = codecs.jpeg_scaled(data, img.mode == "L", want_w, want_h)
         if pixels is None:
@@ -373,82 +380,82 @@ def _normalise_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, b
 
 
 def renditions(img: Image.Image, widths: Sequence[int]) -> Iterator[Rendition]:
-    """Yield renditions for ``widths`` (largest first), each resized from the previous one.
+    """Yield renditions for ``widths`` (largest first), each resized by libvips from the previous one.
 
     The caller passes widths from ``plan_widths``; a width equal to the image's yields the
     image itself. A caller that drops its own reference to ``img`` lets it go after the first
-    resize. With alpha, the chain stays premultiplied from the first resize on (each rendition
-    is yielded with straight alpha): a resize needs premultiplied samples, and converting back
-    and forth would cost two passes and round dark, translucent colours twice.
+    resize. With alpha, the chain stays premultiplied (in float) from the first resize on, and each
+    rendition is yielded with straight alpha: a resize needs premultiplied samples, and converting
+    back and forth would round dark, translucent colours at every step.
     """
     sizes = [(width, scaled_height(img.width, img.height, width)) for width in widths]
-    current = img
-    del img  # from here on the chain holds only the latest rendition
+    mode = rendition_mode(img.mode)
+    current: Any = None
     for width, height in sizes:
-        if width != current.width:
-            current = resize(current, (width, height), premultiplied=True)
-        mode = rendition_mode(current.mode)
-        image = current if current.mode == mode else current.convert(mode)
-        if current.mode == "RGBX":
-            current = image  # RGB resizes the same: one copy is held, not two
-        yield Rendition(width=width, height=height, image=image)
-        del image  # the caller has it; the next resize reads ``current``
+        if current is None and width == img.width:
+            img = img if img.mode == mode else img.convert(mode)  # one copy is held (RGB for RGBX), not two
+            yield Rendition(width=width, height=height, image=img)
+            continue
+        if current is None:
+            current = _premultiplied(to_vips(img), mode)
+            del img  # from here on the chain holds only the latest rendition
+        current = _resized(current, width, height).copy_memory()
+        yield Rendition(width=width, height=height, image=from_vips(_straight(current, mode), mode))
 
 
 def rendition_mode(mode: str) -> str:
-    """The mode of renditions made from an image of ``mode`` (a working mode, or premultiplied)."""
-    return _RENDITION_MODE.get(mode, mode)
+    """The mode of renditions made from an image of ``mode`` (a working mode)."""
+    return "RGB" if mode == "RGBX" else mode
 
 
-#: Output rows per band of a banded resize.
-BAND_ROWS: Final = 128
-_REDUCING_GAP: Final = 3.0
-_LANCZOS_SUPPORT: Final = 3.0
-#: Modes Pillow resizes with premultiplied alpha, and their premultiplied modes.
-_PREMULTIPLIED: Final = {"RGBA": "RGBa", "LA": "La"}
-_RENDITION_MODE: Final = {"RGBX": "RGB", "RGBa": "RGBA", "La": "LA"}
+def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """One libvips Lanczos-3 resize to ``size``, premultiplied where there is alpha; in the rendition mode."""
+    mode = rendition_mode(img.mode)
+    resized = _resized(_premultiplied(to_vips(img), mode), *size)
+    return from_vips(_straight(resized, mode), mode)
 
 
-def resize(img: Image.Image, size: tuple[int, int], premultiplied: bool = False) -> Image.Image:
-    """LANCZOS resize, in bands of output rows.
+#: Bands of each rendition mode.
+_BANDS: Final = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
-    Pillow resizes in two passes and holds the whole horizontal pass (new width x old height)
-    between them, and for images with alpha a premultiplied copy of the whole source; band by
-    band, only a band's worth of either is held. Each band reads the source rows its filter
-    needs across the band's edges, so the bands join without seams. The filter is a single
-    resize's; Pillow may run a band's two passes in the other order, and its 8-bit intermediate
-    then clips LANCZOS overshoot at hard edges differently (about 48 dB PSNR between the two on
-    a photo). Large reductions, where ``reducing_gap`` first shrinks the source by a whole
-    factor, resize at once.
 
-    The result is in the source's rendition mode (RGB for RGBX), or, with ``premultiplied``, an
-    image with alpha comes back premultiplied (RGBa, La). A premultiplied source is resized as it
-    is, without a copy of its rows.
-    """
-    width, height = size
-    scale_y = img.height / height
-    straight = rendition_mode(img.mode)
-    alpha = _PREMULTIPLIED.get(straight)
-    mode = alpha if alpha and premultiplied else straight
-    if height <= BAND_ROWS or max(img.width / width, scale_y) >= 2 * _REDUCING_GAP:
-        source = img.convert(alpha) if alpha and premultiplied and img.mode != alpha else img
-        whole = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
-        return whole if whole.mode == mode else whole.convert(mode)
-    to_premultiply = alpha if img.mode == straight else None
-    margin = math.ceil(_LANCZOS_SUPPORT * scale_y) + 1
-    out = Image.new(mode, size)
-    for top in range(0, height, BAND_ROWS):
-        bottom = min(height, top + BAND_ROWS)
-        y0, y1 = top * scale_y, bottom * scale_y
-        if to_premultiply:
-            first, last = max(0, math.floor(y0) - margin), min(img.height, math.ceil(y1) + margin)
-            rows = img.crop((0, first, img.width, last)).convert(to_premultiply)
-            box = (0.0, y0 - first, float(img.width), y1 - first)
-            band = rows.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box)
-        else:
-            band = img.resize((width, bottom - top), Image.Resampling.LANCZOS, box=(0.0, y0, float(img.width), y1))
-        out.paste(band if band.mode == mode else band.convert(mode), (0, top))
-    return out
+@cache
+def vips() -> Any:
+    """pyvips, loaded once. Its operation cache is off: a warm worker keeps no image of an earlier invocation."""
+    import pyvips
+
+    pyvips.cache_set_max(0)
+    return pyvips
+
+
+def to_vips(img: Image.Image) -> Any:
+    """An image (L, LA, RGB, RGBA or RGBX) as a libvips image of its rendition mode's bands, 8 bits.
+
+    The samples are packed in the rendition mode's layout (RGBX as RGB: Pillow packs it in one pass,
+    where libvips would take a band out of every pixel)."""
+    mode = rendition_mode(img.mode)
+    packed = img.tobytes("raw", mode)
+    return vips().Image.new_from_memory(packed, img.width, img.height, _BANDS[mode], "uchar")
+
+
+def from_vips(image: Any, mode: str) -> Image.Image:
+    """A libvips image of 8-bit samples as a Pillow image in ``mode``."""
+    return Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
+
+
+def _premultiplied(image: Any, mode: str) -> Any:
+    return image.premultiply() if mode in ("LA", "RGBA") else image
+
+
+def _straight(image: Any, mode: str) -> Any:
+    if mode in ("LA", "RGBA"):
+        image = image.unpremultiply()
+    return image.rint().cast("uchar") if image.format != "uchar" else image
+
+
+def _resized(image: Any, width: int, height: int) -> Any:
+    """Lanczos-3 to exactly ``width`` x ``height``."""
+    return image.resize(width / image.width, vscale=height / image.height, kernel="lanczos3")
 
 
 def to_lossless(img: Image.Image, icc: bytes | None) -> bytes:
