@@ -308,8 +308,9 @@ def test_timeout_kills_the_worker_and_the_next_one_starts_cold(make_pool: Callab
     error = _body(timed_out)
     assert error["errorType"] == "Sandbox.Timedout"
     assert error["errorMessage"] == f"RequestId: {timed_out.request_id} Error: Task timed out after 0.50 seconds"
-    assert 500 <= timed_out.duration_ms < 1500
-    assert elapsed < 3
+    # Cut at the timeout, not after the handler's 10 s (the margins are for a loaded machine).
+    assert 500 <= timed_out.duration_ms < 8000
+    assert elapsed < 8
     assert _wait_gone(before)
     after = pool.invoke(_event())
     assert after.error_type is None
@@ -381,7 +382,7 @@ def test_init_past_its_time_limit_times_out(
     started = time.monotonic()
     invocation = pool.invoke(_event())
 
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # cut at the init limit, not after the module's 30 s sleep
     assert invocation.error_type == "Sandbox.Timedout"
     assert "Task timed out after 0.30 seconds" in _body(invocation)["errorMessage"]
     assert invocation.init_ms is not None
@@ -410,12 +411,16 @@ def test_two_workers_serve_four_parallel_invocations_in_two_rounds(make_pool: Ca
     assert all(invocation.error_type is None for invocation in results)
     bodies = [_body(invocation) for invocation in results]
     assert len({body["pid"] for body in bodies}) == 2
-    assert 1.6 <= elapsed < 2.3, elapsed
+    assert elapsed >= 1.6, elapsed  # two rounds of 0.8 s, whatever the machine's load
     assert sum(invocation.init_ms is not None for invocation in results) == 2
     # Never more than two handlers running at once.
     for body in bodies:
         running = [other for other in bodies if other["start"] <= body["start"] < other["end"]]
         assert len(running) <= 2
+    # Two rounds: the third starts once one of the first two has ended, the fourth once two of the first three.
+    first, second, third, fourth = sorted(bodies, key=lambda body: body["start"])
+    assert sum(other["end"] <= third["start"] for other in (first, second)) >= 1
+    assert sum(other["end"] <= fourth["start"] for other in (first, second, third)) >= 2
 
 
 def test_close_leaves_no_processes(make_pool: Callable[..., WorkerPool]) -> None:

@@ -87,7 +87,7 @@ def test_patched_scaled_time(patched: Clients, runtime: FakeRuntime) -> None:
 
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == {"ok": True}
-    assert elapsed < 1.0  # 2 s of Wait and 2 + 3 s of Retry, at 0.01
+    assert elapsed < 3.5  # 2 s of Wait and 2 + 3 s of Retry at 0.01 (0.07 s); unscaled, 7 s
     assert interpreter.retry_waits() == [2.0, 3.0]  # as the interpreter asked for them
     assert [json.loads(payload) for _, payload in runtime.invocations] == [{"key": "a.jpg"}] * 3
 
@@ -96,8 +96,8 @@ def test_patched_wait_with_fractional_scale(patched: Clients, runtime: FakeRunti
     """A scaled Wait of less than a second waits once for the scaled time (moto's own loop would
     re-enter the patched function for the rest and rescale it: a RecursionError near scale 1)."""
     c = patched
-    emulator.apply(invoker=runtime, deliverer=runtime, time_scale=0.5)
-    sm = make_state_machine(c, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}})
+    emulator.apply(invoker=runtime, deliverer=runtime, time_scale=0.05)
+    sm = make_state_machine(c, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": True}}})
 
     started = time.monotonic()
     run = c.sfn.start_execution(stateMachineArn=sm, name="one")
@@ -105,7 +105,7 @@ def test_patched_wait_with_fractional_scale(patched: Clients, runtime: FakeRunti
     elapsed = time.monotonic() - started
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    assert 0.5 <= elapsed < 0.9
+    assert 0.5 <= elapsed < 5  # 10 s at 0.05; unscaled, 10 s
 
 
 def test_patched_end_waits_ends_retry_intervals(patched: Clients, runtime: FakeRuntime) -> None:
