@@ -1,4 +1,5 @@
-"""Real images for the unit tests, made in memory with Pillow (nothing is downloaded or committed).
+"""Real images for the unit tests, made in memory with Pillow, HEIC with pillow-heif's encoder (libheif and
+x265), the BMP variants Pillow does not write field by field (nothing is downloaded or committed).
 
 The content is photo-like (gradients, shapes, fine noise) so that resizing and lossy
 coding have something to work on, and deterministic (the noise comes from a seeded
@@ -19,7 +20,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageDraw, ImageStat
 
-from pipeline import encoding, imaging, inspection, watermark
+from pipeline import encoding, heif, imaging, inspection, watermark
 from pipeline.models import ImageInfo
 from pipeline.settings import EncodeSettings, Limits, WatermarkSettings
 
@@ -159,6 +160,9 @@ def store_with_orientation(upright: Image.Image, orientation: int) -> Image.Imag
 
 
 def encode(img: Image.Image, fmt: str, **params: Any) -> bytes:
+    """``img`` written by Pillow in ``fmt``; HEIF by pillow-heif's encoder (libheif and x265: a real HEIC)."""
+    if fmt == "HEIF":
+        heif.register()
     buf = io.BytesIO()
     img.save(buf, fmt, **params)
     return buf.getvalue()
@@ -201,10 +205,15 @@ def exif(
 
 
 def oriented_jpeg(orientation: int, size: tuple[int, int] = (96, 64), fmt: str = "JPEG") -> bytes:
-    """The marker image stored rotated/flipped, tagged with the orientation that makes it upright."""
+    """The marker image stored rotated/flipped, tagged with the orientation that makes it upright.
+
+    A HEIF carries it as a HEIF does, in its transformations (irot, imir: pillow-heif writes them from an
+    EXIF block given as bytes), and in its EXIF too, as cameras write it.
+    """
     stored = store_with_orientation(markers(size), orientation)
-    params: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    return encode(stored, fmt, exif=exif(orientation=orientation), **params)
+    params: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP", "HEIF") else {}
+    meta = exif(orientation=orientation)
+    return encode(stored, fmt, exif=meta.tobytes() if fmt == "HEIF" else meta, **params)
 
 
 def broken_exif_jpeg(payload: bytes, size: tuple[int, int] = (64, 48)) -> bytes:
@@ -228,6 +237,109 @@ def animated_webp(frames: int = 3, size: tuple[int, int] = (48, 32)) -> bytes:
 
 
 # -- hand-made bytes ---------------------------------------------------------------------------
+
+
+def bmp(
+    img: Image.Image,
+    bits: int = 24,
+    *,
+    rle: bool = False,
+    top_down: bool = False,
+    header: int = 40,
+    masks: tuple[int, ...] = (),
+    profile: bytes | None = None,
+) -> bytes:
+    """A BMP written field by field, in the variants Pillow reads but does not write: 4 and 16 bits, RLE8
+    and RLE4 (runs and literal spans), top-down rows (a negative height), bit fields (``masks``: 16-bit
+    565; 32-bit with alpha, in a V5 header), OS/2's 12-byte header, an ICC profile embedded after the
+    pixels (V5). ``img`` is P for 1, 4 and 8 bits (at most 2**bits colours), RGB or RGBA otherwise."""
+    width, height = img.size
+    palette = b""
+    if bits <= 8:
+        rgb = (img.getpalette() or [])[: 3 * (1 << bits)]
+        pad = b"" if header == 12 else b"\x00"
+        palette = b"".join(bytes(rgb[i : i + 3][::-1]) + pad for i in range(0, len(rgb), 3))
+    rows = [_bmp_row(img.crop((0, y, width, y + 1)), bits, masks) for y in range(height)]
+    rows = rows if top_down else rows[::-1]
+    if rle:
+        pixels = b"".join(_rle_row(img.crop((0, y, width, y + 1)).tobytes(), bits) for y in range(height)[::-1])
+        pixels = pixels[:-2] + b"\x00\x01"  # the last end of line becomes the end of the bitmap
+    else:
+        pixels = b"".join(row + bytes(-len(row) % 4) for row in rows)
+    compression = (1 if bits == 8 else 2) if rle else 3 if masks else 0
+    fields = header == 40 and bits == 16 and masks  # a V3 header's masks follow it
+    offset = 14 + header + 12 * bool(fields) + len(palette)
+    if header == 12:
+        info = struct.pack("<IHHHH", 12, width, height, 1, bits)
+    else:
+        info = struct.pack("<IiiHHI", header, width, -height if top_down else height, 1, bits, compression)
+        info += struct.pack("<IiiII", len(pixels), 2835, 2835, len(palette) // 4, 0)
+        info += struct.pack("<3I", *masks) if fields else b""
+    if header == 124:
+        colour_space = b"DEBM" if profile else b"BGRs"  # PROFILE_EMBEDDED ('MBED'), or sRGB
+        at = offset + len(pixels) - 14  # from the V5 header's start
+        info += struct.pack("<4I", *(masks or (0, 0, 0, 0))) + colour_space + bytes(48)
+        info += struct.pack("<4I", 4, at if profile else 0, len(profile or b""), 0)
+    tail = profile if header == 124 and profile else b""
+    size = offset + len(pixels) + len(tail)
+    return b"BM" + struct.pack("<IHHI", size, 0, 0, offset) + info + palette + pixels + tail
+
+
+def _bmp_row(row: Image.Image, bits: int, masks: tuple[int, ...]) -> bytes:
+    if bits <= 8:
+        return row.tobytes("raw", "P" if bits == 8 else f"P;{bits}")
+    if bits == 16:
+        red, green, blue = (row.convert("RGB").getchannel(band).tobytes() for band in "RGB")
+        green_bits = 6 if masks else 5  # 565 with bit fields, 555 without
+        return b"".join(
+            struct.pack("<H", r >> 3 << (5 + green_bits) | g >> (8 - green_bits) << 5 | b >> 3)
+            for r, g, b in zip(red, green, blue, strict=True)
+        )
+    return row.tobytes("raw", "BGR" if bits == 24 else "BGRA")
+
+
+def _rle_row(indices: bytes, bits: int) -> bytes:
+    """One row in RLE8 (runs, and literal spans of 3 or more) or RLE4 (runs), then an end of line."""
+    out, at = bytearray(), 0
+    while at < len(indices):
+        run = 1
+        while at + run < len(indices) and run < 255 and indices[at + run] == indices[at]:
+            run += 1
+        literal = 0
+        if run == 1 and bits == 8:
+            while (
+                at + literal < len(indices)
+                and literal < 255
+                and (at + literal + 1 >= len(indices) or indices[at + literal + 1] != indices[at + literal])
+            ):
+                literal += 1
+        if literal >= 3:
+            out += bytes((0, literal)) + indices[at : at + literal] + bytes(literal % 2)
+            at += literal
+        else:
+            out += bytes((run, indices[at] if bits == 8 else indices[at] * 17))
+            at += run
+    return bytes(out + b"\x00\x00")
+
+
+def heif_media_first(data: bytes) -> bytes:
+    """A HEIC as pillow-heif writes it (ftyp, meta, mdat) laid out media data first (ftyp, mdat, meta), as
+    some writers do. The items' locations (libheif's: iloc with 4-byte base offsets) move with the data."""
+    ftyp_end = int.from_bytes(data[:4], "big")
+    meta_end = ftyp_end + int.from_bytes(data[ftyp_end : ftyp_end + 4], "big")
+    meta = bytearray(data[ftyp_end:meta_end])
+    iloc = meta.index(b"iloc") + 4
+    version, at = meta[iloc], iloc + 8
+    assert meta[iloc + 4 : iloc + 6] == b"\x44\x40", "4-byte offsets, lengths and base offsets"
+    for _ in range(int.from_bytes(meta[iloc + 6 : iloc + 8], "big")):
+        in_file = version == 0 or meta[at + 3] & 15 == 0  # construction method 0: an offset in the file
+        at += 4 if version == 0 else 6  # item ID, construction method, data reference
+        base = int.from_bytes(meta[at : at + 4], "big")
+        if in_file:
+            assert base >= meta_end
+            meta[at : at + 4] = (base - len(meta)).to_bytes(4, "big")
+        at += 6 + 8 * int.from_bytes(meta[at + 4 : at + 6], "big")
+    return data[:ftyp_end] + data[meta_end:] + bytes(meta)
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -57,6 +57,8 @@ MAX_UPLOAD_BYTES = 52_428_800
 #: Stems leave room for "/<revision tag>/<width>w.<ext>" and "/manifest.json" (pipeline.keys).
 MAX_STEM_BYTES = 1024 - 48
 WHITE = (255, 255, 255)
+#: A 32-bit BMP's channel masks with alpha (BGRA in memory).
+BGRA_MASKS = (0xFF0000, 0xFF00, 0xFF, 0xFF000000)
 
 Check = Callable[[Image.Image, bytes], None]
 
@@ -273,14 +275,18 @@ CASES: list[Case] = [
     ),
     _fail("zip-as-jpg", "archive.jpg", _zip, "UnsupportedFormat"),
     _fail("gzip-as-jpg", "compressed.jpg", lambda: gzip.compress(_jpeg()), "UnsupportedFormat"),
-    _fail("bmp", "bitmap.bmp", lambda: images.encode(images.photo((64, 48)), "BMP"), "UnsupportedFormat"),
     _fail(
         "svg",
         "vector.svg",
         lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
         "UnsupportedFormat",
     ),
-    _fail("heic", "phone.heic", lambda: images.ftyp(b"heic", [b"mif1", b"heic"]) + _noise(500, 1), "UnsupportedFormat"),
+    _fail(
+        "heif-of-no-known-coding",
+        "unknown.heif",
+        lambda: images.ftyp(b"mif1", [b"mif1", b"miaf"]) + _noise(500, 1),
+        "UnsupportedFormat",
+    ),
     # -- truncated
     _fail("truncated-jpeg", "cut.jpg", lambda: _truncated(_jpeg((800, 600))), "CorruptImage"),
     _fail("truncated-png", "cut.png", lambda: _truncated(_png(images.photo((400, 300)))), "CorruptImage"),
@@ -304,6 +310,15 @@ CASES: list[Case] = [
         lambda: _truncated(images.encode(images.photo((400, 300)), "AVIF")),
         "CorruptImage",
     ),
+    _fail(
+        "truncated-bmp", "cut.bmp", lambda: _truncated(images.encode(images.photo((400, 300)), "BMP")), "CorruptImage"
+    ),
+    _fail(
+        "truncated-heic",
+        "cut.heic",
+        lambda: _truncated(images.encode(images.photo((400, 300)), "HEIF"), 0.9),
+        "CorruptImage",
+    ),
     # -- broken headers, garbage after a valid magic number
     _fail("corrupt-jpeg-header", "header.jpg", lambda: b"\xff\xd8\xff" + _noise(3000, 2) + b"\xff\xd9", "CorruptImage"),
     _fail("png-ihdr-bad-crc", "crc.png", _bad_crc_png, "CorruptImage"),
@@ -311,6 +326,18 @@ CASES: list[Case] = [
     _fail("gif-magic-then-garbage", "magic.gif", lambda: b"GIF89a\x10\x00\x10\x00" + _noise(3000, 5), "CorruptImage"),
     _fail("webp-magic-then-garbage", "magic.webp", _webp_garbage, "CorruptImage"),
     _fail("tiff-magic-then-garbage", "magic.tif", lambda: b"II*\x00" + _noise(3000, 6), "CorruptImage"),
+    _fail(
+        "heic-magic-then-garbage",
+        "magic.heic",
+        lambda: images.ftyp(b"heic", [b"mif1", b"heic"]) + _noise(3000, 8),
+        "CorruptImage",
+    ),
+    _fail(
+        "bmp-magic-then-garbage",
+        "magic.bmp",
+        lambda: b"BM" + bytes(12) + b"\x28\x00\x00\x00" + _noise(3000, 9),
+        "CorruptImage",
+    ),
     _fail("png-zero-width", "zero-width.png", _zero_width_png, "CorruptImage"),
     # Header and trailer pass validation; decoding fails. Found here: imaging.decode read the orientation first,
     # and for a PNG getexif() loads the pixels, so the load error was swallowed and a black image stored.
@@ -446,6 +473,61 @@ CASES: list[Case] = [
         "avif",
         "ok/photo.avif",
         lambda: images.encode(images.photo((400, 300)), "AVIF", quality=90),
+        sizes=((400, 300), (320, 240)),
+        check=like_source(),
+    ),
+    Case(
+        "bmp",
+        "ok/bitmap.bmp",
+        lambda: images.encode(images.photo((400, 300)), "BMP"),
+        sizes=((400, 300), (320, 240)),
+        check=like_source(),
+    ),
+    Case(
+        "bmp-rle8",
+        "ok/rle8.bmp",
+        lambda: images.bmp(images.photo((400, 300)).quantize(64), 8, rle=True),
+        sizes=((400, 300), (320, 240)),
+        check=like_source(),
+    ),
+    Case(
+        "bmp-bitfields-alpha",
+        "ok/alpha.bmp",
+        lambda: images.bmp(images.in_mode("RGBA", (400, 300)), 32, header=124, masks=BGRA_MASKS),
+        sizes=((400, 300), (320, 240)),
+        check=white_where_transparent(lambda w, h: (2, 2, w // 3 - 2, h - 2)),
+    ),
+    Case(
+        "bmp-top-down",
+        "ok/top-down.bmp",
+        lambda: images.bmp(images.markers(MARKER_SIZE), 24, top_down=True),
+        sizes=ORIENTED,
+        check=upright,
+    ),
+    Case(
+        "heic",
+        "ok/photo.heic",
+        lambda: images.encode(images.photo((400, 300)), "HEIF", quality=90),
+        sizes=((400, 300), (320, 240)),
+        check=like_source(),
+    ),
+    Case(
+        "heic-orientation-6",
+        "ok/orientation-6.heic",
+        lambda: images.oriented_jpeg(6, MARKER_SIZE, fmt="HEIF"),
+        sizes=ORIENTED,
+        check=upright,
+    ),
+    Case(
+        "heic-two-images",
+        "ok/burst.heic",
+        lambda: images.encode(
+            images.photo((400, 300)),
+            "HEIF",
+            quality=90,
+            save_all=True,
+            append_images=[images.photo((400, 300), seed=5)],
+        ),
         sizes=((400, 300), (320, 240)),
         check=like_source(),
     ),

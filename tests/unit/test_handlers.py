@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from pipeline import errors, keys
+from tests import images
 from tests.conftest import Cloud, FakeLambdaContext
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:ImagePipeline:test"
@@ -545,3 +546,74 @@ def test_an_animated_upload_is_processed_from_its_first_frame_and_its_frames_cou
         assert img.size == (640, 480)
         pixel: Any = img.convert("RGB").getpixel((10, 10))
         assert pixel[0] < 20, "the first frame (red 0), not a later one"
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "image"),
+    [
+        pytest.param(
+            "bitmap.bmp",
+            photo(640, 480, "BMP"),
+            {"format": "BMP", "width": 640, "height": 480, "frames": 1, "orientation": 1},
+            id="bmp",
+        ),
+        pytest.param(
+            "phone.heic",
+            images.oriented_jpeg(6, (640, 480), fmt="HEIF"),
+            {"format": "HEIF", "width": 640, "height": 480, "frames": 1, "orientation": 1},
+            id="heic-turned-by-its-transformations",
+        ),
+        pytest.param(
+            "burst.heic",
+            images.encode(images.photo((640, 480)), "HEIF", save_all=True, append_images=[images.photo((320, 240))]),
+            {"format": "HEIF", "width": 640, "height": 480, "frames": 2, "orientation": 1},
+            id="heic-of-two-images",
+        ),
+    ],
+)
+def test_bmp_and_heic_uploads_are_processed(
+    cloud: Cloud, chain: Chain, name: str, body: bytes, image: dict[str, Any]
+) -> None:
+    key = cloud.upload_prefix + name
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=body)
+    result = chain.run(s3_event(cloud, key))
+    assert {k: result["validated"]["image"][k] for k in image} == image
+    assert result["stored"]["outcome"] == "STORED"
+    manifest = json.loads(
+        cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=f"{name}/manifest.json")["Body"].read()
+    )
+    assert manifest["image"]["frames"] == image["frames"]
+    assert [(r["width"], r["height"]) for r in manifest["renditions"]] == [(640, 480), (320, 240)]
+    largest = cloud.s3.get_object(Bucket=cloud.destination_bucket, Key=manifest["renditions"][0]["key"])["Body"]
+    with Image.open(io.BytesIO(largest.read())) as img:
+        assert (img.format, img.size) == ("JPEG", (640, 480))
+        if name == "phone.heic":  # the markers image, upright: red top-left, blue top-right
+            top_left: Any = img.convert("RGB").getpixel((8, 8))
+            top_right: Any = img.convert("RGB").getpixel((631, 8))
+            assert top_left[0] > 180 > top_left[2]
+            assert top_right[2] > 180 > top_right[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        pytest.param(photo(400, 300, "BMP")[:-100], errors.CorruptImage, id="bmp-truncated"),
+        pytest.param(images.encode(images.photo((400, 300)), "HEIF")[:-100], errors.CorruptImage, id="heic-truncated"),
+        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"]) + bytes(500), errors.CorruptImage, id="heic-no-meta"),
+        pytest.param(
+            images.ftyp(b"mif1", [b"mif1", b"miaf"]) + bytes(500), errors.UnsupportedFormat, id="heif-no-codec"
+        ),
+    ],
+)
+def test_validate_rejects_damaged_bmp_and_heic(
+    cloud: Cloud,
+    load_handler: Callable[..., ModuleType],
+    lambda_context: FakeLambdaContext,
+    body: bytes,
+    error: type[Exception],
+) -> None:
+    key = cloud.upload_prefix + "damaged.heic"
+    cloud.s3.put_object(Bucket=cloud.source_bucket, Key=key, Body=body)
+    result = load_handler("validate").lambda_handler(s3_event(cloud, key), lambda_context)
+    assert (result["outcome"], result["error"]["Error"]) == ("REJECTED", error.__name__)
+    assert result["error"]["Cause"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ from pipeline import imaging, inspection
 from pipeline.errors import CorruptImage, TooManyPixels
 from pipeline.settings import Limits
 from tests import images
+from tests.conftest import ROOT
+from tests.unit import test_formats
 
 MAX_PIXELS = 50_000_000
 
@@ -119,6 +125,9 @@ def test_open_image_accepts_what_validate_accepted() -> None:
         pytest.param(b"\xff\xd8\xff\xe0" + b"\x00" * 40, id="jpeg-garbage"),
         pytest.param(images.encode(images.photo((32, 32)), "WEBP")[:40], id="webp-cut"),
         pytest.param(images.encode(images.photo((32, 32)), "AVIF")[:200], id="avif-cut"),
+        pytest.param(images.encode(images.photo((32, 32)), "BMP")[:40], id="bmp-header-cut"),
+        pytest.param(images.encode(images.photo((32, 32)), "HEIF")[:200], id="heic-cut-in-its-meta-box"),
+        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"], tail=bytes(range(256))), id="heic-garbage"),
     ],
 )
 def test_open_image_rejects_what_cannot_be_read(data: bytes) -> None:
@@ -126,7 +135,42 @@ def test_open_image_rejects_what_cannot_be_read(data: bytes) -> None:
         imaging.open_image(data, MAX_PIXELS)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "TIFF"])
+def test_open_image_checks_a_heif_coded_size() -> None:
+    """libheif decodes the coded size (ispe), then crops it: the limit applies to the coded size."""
+    data = images.encode(images.photo((64, 48)), "HEIF")
+    at = data.index(b"ispe") + 8
+    coded = data[:at] + (10_000).to_bytes(4, "big") * 2 + data[at + 8 :]
+    with pytest.raises(TooManyPixels, match="coded at 10000x10000"):
+        imaging.open_image(coded, MAX_PIXELS)
+    # x265 codes 64x48 as 64x64, which the clean aperture (clap) crops.
+    assert b"clap" in data
+    assert imaging.open_image(data, 64 * 64).size == (64, 48)
+    with pytest.raises(TooManyPixels, match="coded at 64x64"):
+        imaging.open_image(data, 64 * 64 - 1)
+
+
+def test_pillow_heif_is_imported_on_the_first_heif_only(tmp_path: Path) -> None:
+    """Not at a cold start, not for other formats: the HEIF reader is registered when a HEIF is opened."""
+    heic, jpeg = tmp_path / "a.heic", tmp_path / "a.jpg"
+    heic.write_bytes(images.encode(images.photo((32, 24)), "HEIF"))
+    jpeg.write_bytes(images.encode(images.photo((32, 24)), "JPEG"))
+    script = f"""
+import sys
+from pipeline import imaging, inspection
+assert "pillow_heif" not in sys.modules
+data = open({str(jpeg)!r}, "rb").read()
+imaging.decode(imaging.open_image(data, 10**6), 32, data)
+assert "pillow_heif" not in sys.modules
+data = open({str(heic)!r}, "rb").read()
+decoded, _ = imaging.decode(imaging.open_image(data, 10**6), 32, data)
+assert "pillow_heif" in sys.modules and decoded.size == (32, 24)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "shared")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "TIFF", "BMP", "HEIF"])
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_decode_rejects_truncated_pixel_data(fmt: str) -> None:
     """The header is intact (open succeeds), the pixel data is cut."""
@@ -167,6 +211,14 @@ def test_decode_rejects_truncated_pixel_data(fmt: str) -> None:
         ("RGB", "AVIF", "RGB"),
         ("RGBA", "AVIF", "RGBA"),
         ("L", "AVIF", "L"),
+        ("RGB", "BMP", "RGB"),
+        ("L", "BMP", "L"),
+        ("P", "BMP", "RGB"),
+        ("1", "BMP", "L"),
+        ("RGB", "HEIF", "RGB"),
+        ("RGBA", "HEIF", "RGBA"),
+        ("L", "HEIF", "L"),
+        ("P", "HEIF", "RGB"),
     ],
 )
 def test_decode_normalises_the_mode(mode: str, fmt: str, decoded_mode: str) -> None:
@@ -192,6 +244,27 @@ def test_decode_keeps_transparency(mode: str, fmt: str) -> None:
     alpha = decoded.getchannel("A")
     assert images.mean(alpha, (0, 0, 20, 80)) == (0.0,)  # transparent at the left
     assert images.mean(alpha, (100, 0, 120, 80)) == (255.0,)  # opaque at the right
+
+
+@pytest.mark.parametrize("name", test_formats.BMPS)
+def test_decode_reads_every_bmp_variant(name: str) -> None:
+    """Each variant decodes to the picture it was written from: exactly, but for 16 bits (5 or 6 bits a channel)."""
+    data = test_formats.BMPS[name]
+    decoded, _ = decode(data, 48)
+    size = (48, 32)
+    references = {
+        "pillow-1bit": images.photo(size).convert("1"),
+        "pillow-grey": images.photo(size).convert("L"),
+        "pillow-palette": images.in_mode("P", size),
+        "4bit": images.photo(size).quantize(16),
+        "rle8": images.photo(size).quantize(40),
+        "rle4": images.photo(size).quantize(16),
+        "32bit-bitfields-alpha": images.in_mode("RGBA", size),
+    }
+    reference = references.get(name, images.photo(size))
+    reference = reference.convert(decoded.mode if reference.mode in ("P", "1") else reference.mode)
+    assert decoded.mode == reference.mode
+    assert images.psnr(decoded, reference) > (38 if name.startswith("16bit") else 1000)
 
 
 def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
@@ -271,13 +344,35 @@ def test_rare_modes_are_normalised(mode: str, normalised: str, keeps_icc: bool) 
 @pytest.mark.parametrize(
     ("mode", "fmt"),
     [(m, f) for m in ("RGB", "RGBA") for f in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF") if (m, f) != ("RGBA", "JPEG")]
-    + [("L", "JPEG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("PT", "PNG")],
+    + [("L", "JPEG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("PT", "PNG"), ("RGB", "HEIF"), ("RGBA", "HEIF")],
 )
 def test_decode_returns_the_icc_profile_of_tagged_images(mode: str, fmt: str) -> None:
     profile = images.grey_profile() if mode in ("L", "LA") else images.adobe_rgb_profile()
     decoded, icc = decode(images.encode(images.in_mode(mode, (40, 30)), fmt, icc_profile=profile), 40)
     assert icc == profile
     assert decoded.mode in ("L", "LA", "RGB", "RGBA")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_decode_returns_the_icc_profile_a_bmp_embeds(mode: str) -> None:
+    """Pillow does not read it: it is found in the V5 header, then kept or replaced like any other."""
+    masks = test_formats.BGRA_MASKS if mode == "RGBA" else ()
+    source = images.in_mode(mode, (40, 30))
+    profile = images.adobe_rgb_profile()
+    decoded, icc = decode(images.bmp(source, 32 if masks else 24, header=124, masks=masks, profile=profile), 40)
+    assert (decoded.mode, icc) == (mode, profile)
+    _, replaced = decode(images.bmp(source, 32 if masks else 24, header=124, masks=masks, profile=b"junk" * 40), 40)
+    assert replaced == imaging.srgb_profile()
+    assert decode(images.bmp(source, 32 if masks else 24, header=124, masks=masks), 40)[1] is None
+
+
+def test_decode_takes_the_primary_image_of_a_heif() -> None:
+    """pillow-heif opens a HEIF at its primary image, which need not be the first: that is the one decoded."""
+    pictures = [images.photo((64, 48), seed=i) for i in range(3)]
+    data = images.encode(pictures[0], "HEIF", quality=90, save_all=True, append_images=pictures[1:], primary_index=1)
+    decoded, _ = decode(data, 64)
+    assert images.psnr(decoded, pictures[1]) > images.psnr(decoded, pictures[0]) + 10
+    assert imaging.count_frames(data, "HEIF") == 3
 
 
 def test_decode_takes_the_first_frame_of_an_animation() -> None:
@@ -310,12 +405,28 @@ def test_the_marker_image_is_asymmetric() -> None:
                 _assert_upright(stored, upright.size)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_decode_shows_the_image_upright(fmt: str, orientation: int) -> None:
     data = images.oriented_jpeg(orientation, (96, 64), fmt=fmt)
     decoded, _ = decode(data, 96)
     _assert_upright(decoded, (96, 64))
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_a_heif_is_oriented_once_by_its_transformations_not_by_its_exif(orientation: int) -> None:
+    """The EXIF of a HEIF says 6 (or 3) as its transformations do: turned once. With the EXIF alone, the
+    image is shown as stored, as libheif shows it (HEIF defines the EXIF orientation as informative)."""
+    transformed = images.oriented_jpeg(orientation, (96, 64), fmt="HEIF")
+    assert b"irot" in transformed
+    assert images.reopen(transformed).info["original_orientation"] == orientation
+    _assert_upright(decode(transformed, 96)[0], (96, 64))
+    stored = images.store_with_orientation(images.markers((96, 64)), orientation)
+    exif_only = images.encode(stored, "HEIF", quality=95, exif=images.exif(orientation=orientation))
+    assert b"irot" not in exif_only
+    assert images.reopen(exif_only).info["original_orientation"] == orientation
+    decoded, _ = decode(exif_only, 96)
+    assert images.psnr(decoded, stored) > 30
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -326,7 +437,7 @@ def test_decode_with_a_jpeg_draft_keeps_the_orientation(orientation: int) -> Non
     _assert_upright(decoded, (96, 64))
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_inspect_and_decode_agree_on_the_display_width(fmt: str, orientation: int) -> None:
     """The resize step plans widths from ImageInfo: its display width must be the decoded width."""

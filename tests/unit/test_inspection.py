@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageFile, _imaging
 
-from pipeline import inspection
+from pipeline import heif, inspection
 from pipeline.errors import (
     CorruptImage,
     EmptyObject,
@@ -25,6 +25,7 @@ from pipeline.inspection import HEAD_BYTES, TAIL_BYTES, NeedMoreBytes
 from pipeline.models import ImageInfo
 from pipeline.settings import EncodeSettings, Limits, RenditionSettings
 from tests import images
+from tests.unit import test_formats
 
 LIMITS = Limits(max_upload_bytes=50 * 1024 * 1024, max_pixels=50_000_000, upload_prefix="uploads/")
 
@@ -97,9 +98,9 @@ def _zip() -> bytes:
         pytest.param(b"%PDF-1.7\n%\xb5\xb5\xb5\xb5\n1 0 obj\n<<>>\nendobj\n%%EOF\n", "PDF", id="pdf"),
         pytest.param(_zip(), "ZIP", id="zip"),
         pytest.param(gzip.compress(b"tar data" * 10), "GZIP", id="gzip"),
-        pytest.param(images.encode(images.photo((16, 16)), "BMP"), "BMP", id="bmp"),
         pytest.param(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "SVG", id="svg"),
-        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"]), "ISO media (heic)", id="heic"),
+        pytest.param(images.ftyp(b"mif1", [b"mif1", b"miaf"]), "ISO media (mif1)", id="heif-of-no-known-coding"),
+        pytest.param(images.ftyp(b"isom", [b"isom", b"mp41"]), "ISO media (isom)", id="mp4"),
         pytest.param(bytes(range(256)), "unknown binary data", id="binary"),
     ],
 )
@@ -141,6 +142,14 @@ def test_sniff_format() -> None:
         ("I;16", "TIFF", "I;16"),
         ("RGB", "AVIF", "RGB"),
         ("RGBA", "AVIF", "RGBA"),
+        ("RGB", "BMP", "RGB"),
+        ("RGBA", "BMP", "RGB"),  # Pillow writes BI_RGB, whose fourth byte is not alpha
+        ("L", "BMP", "L"),
+        ("P", "BMP", "P"),
+        ("1", "BMP", "1"),
+        ("RGB", "HEIF", "RGB"),
+        ("RGBA", "HEIF", "RGBA"),
+        ("L", "HEIF", "L"),
     ],
 )
 def test_reads_format_size_and_mode(mode: str, fmt: str, opened_as: str) -> None:
@@ -163,10 +172,18 @@ def test_reads_only_the_header(no_pixel_decoding: None) -> None:
     assert inspect(data)["width"] == 400
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
 def test_reports_an_icc_profile(fmt: str) -> None:
     data = images.encode(images.photo((40, 30)), fmt, icc_profile=images.srgb_profile())
     assert inspect(data)["has_icc"] is True
+
+
+def test_reports_the_icc_profile_a_bmp_embeds() -> None:
+    """Pillow ignores it; a V5 header locates it (after the pixels, beyond the first read of a large BMP)."""
+    tagged = images.bmp(images.photo((400, 300)), 24, header=124, profile=images.adobe_rgb_profile())
+    assert len(tagged) > HEAD_BYTES
+    assert inspect(tagged)["has_icc"] is True
+    assert inspect(images.bmp(images.photo((40, 30)), 24, header=124))["has_icc"] is False
 
 
 @pytest.mark.parametrize(
@@ -176,6 +193,13 @@ def test_reports_an_icc_profile(fmt: str) -> None:
         pytest.param(images.animated_gif(7), 7, id="gif-7"),
         pytest.param(images.animated_webp(3), 3, id="webp"),
         pytest.param(images.encode(images.photo((48, 32)), "GIF"), 1, id="gif-still"),
+        pytest.param(
+            images.encode(images.photo((48, 32)), "HEIF", save_all=True, append_images=[images.photo((48, 32))] * 2),
+            3,
+            id="heif-three-images",
+        ),
+        pytest.param(images.encode(images.photo((48, 32)), "HEIF", thumbnails=[16]), 1, id="heif-with-a-thumbnail"),
+        pytest.param(images.encode(images.photo((48, 32)), "BMP"), 1, id="bmp"),
     ],
 )
 def test_reports_frames(data: bytes, frames: int) -> None:
@@ -224,6 +248,21 @@ def test_reports_the_orientation_still_to_apply(orientation: int) -> None:
     tiff = inspect(images.oriented_jpeg(orientation, fmt="TIFF"))
     assert (tiff["width"], tiff["height"], tiff["orientation"]) == (96, 64, 1)
     assert tiff["exif"]["orientation"] == orientation
+    # A HEIF's transformations (irot, imir) are libheif's to apply: upright size, nothing left to apply; the
+    # summary keeps the EXIF's own orientation (pillow-heif resets it, HEIF defines it as informative).
+    heic = inspect(images.oriented_jpeg(orientation, fmt="HEIF"))
+    assert (heic["width"], heic["height"], heic["orientation"]) == (96, 64, 1)
+    assert heic["exif"].get("orientation", 1) == orientation
+
+
+def test_a_heif_exif_orientation_without_transformations_is_not_applied() -> None:
+    """HEIF orients with its transformations; an EXIF orientation alone is informative (libheif ignores it)."""
+    stored = images.store_with_orientation(images.markers(), 6)
+    data = images.encode(stored, "HEIF", exif=images.exif(orientation=6, make="Phone"))  # an Exif: no irot
+    assert b"irot" not in data
+    info = inspect(data)
+    assert (info["width"], info["height"], info["orientation"]) == (64, 96, 1)
+    assert info["exif"] == {"orientation": 6, "make": "Phone"}
 
 
 @pytest.mark.parametrize("value", [0, 9, 300])
@@ -345,7 +384,7 @@ def test_a_corrupt_header_is_a_corrupt_image(data: bytes) -> None:
         inspect(data)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "HEIF"])
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, -1, -2, -10])
 def test_a_truncated_file_is_a_corrupt_image(fmt: str, keep: float) -> None:
     data = images.encode(images.photo((120, 90)), fmt)
@@ -363,6 +402,26 @@ def test_a_truncated_large_file_is_caught_from_its_tail(fmt: str) -> None:
     with pytest.raises(CorruptImage, match="truncated"):
         inspect(cut)
     assert inspect(data)["width"] == 640
+
+
+def test_a_truncated_large_heif_is_caught_from_its_boxes() -> None:
+    """The cut lies past the first read: the media data's box, and the items' locations, end past the object."""
+    data = images.encode(images.photo((400, 300), noise=96), "HEIF", quality=90)
+    assert len(data) > HEAD_BYTES + 5000
+    with pytest.raises(CorruptImage, match="truncated"):
+        inspect(data[:-5000])
+    assert inspect(data)["width"] == 400
+
+
+@pytest.mark.parametrize("name", ["pillow-24bit", "rle8", "rle4", "32bit-bitfields-alpha", "os2", "top-down"])
+def test_a_bmp_shorter_than_its_headers_say_is_truncated(name: str) -> None:
+    data = test_formats.BMPS[name]
+    assert inspect(data)["format"] == "BMP"
+    with pytest.raises(CorruptImage, match="BMP data is truncated"):
+        inspect(data[:-1])
+    longer = data[:2] + struct.pack("<I", len(data) + 4) + data[6:]
+    with pytest.raises(CorruptImage, match="BMP data is truncated"):
+        inspect(longer)
 
 
 def test_a_webp_shorter_than_its_riff_size_is_truncated() -> None:
@@ -479,12 +538,109 @@ def test_a_webp_is_read_whole_at_once() -> None:
     assert more.value.wanted == len(data)
 
 
+def _heic_coded_at(width: int, height: int) -> bytes:
+    """A real HEIC whose primary image declares (ispe) another coded size."""
+    data = images.encode(images.photo((64, 48)), "HEIF")
+    at = data.index(b"ispe") + 8
+    return data[:at] + struct.pack(">II", width, height) + data[at + 8 :]
+
+
+def test_a_heif_over_the_pixel_limit_is_refused_before_libheif_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the primary image's coded size (ispe), before libheif parses anything; x265 codes 64x48 as 64x64."""
+    heic = images.encode(images.photo((64, 48)), "HEIF")
+    coded_at = _heic_coded_at(10_000, 10_000)
+
+    def never(*args: object, **kwargs: object) -> Image.Image:
+        raise AssertionError("Image.open was called")
+
+    monkeypatch.setattr(Image, "open", never)
+    with pytest.raises(TooManyPixels, match="10000x10000 is 100000000 pixels; the limit is 50000000"):
+        inspect(coded_at)
+    limits = Limits(max_upload_bytes=LIMITS.max_upload_bytes, max_pixels=64 * 64 - 1, upload_prefix="")
+    with pytest.raises(TooManyPixels, match="64x64"):
+        inspect(heic, limits=limits)
+
+
 def test_a_webp_over_the_pixel_limit_is_refused_from_the_first_read() -> None:
     data = images.encode(images.photo((800, 600), noise=96), "WEBP", quality=95)
     assert len(data) > HEAD_BYTES
     limits = Limits(max_upload_bytes=LIMITS.max_upload_bytes, max_pixels=800 * 600 - 1, upload_prefix="")
     with pytest.raises(TooManyPixels):
         inspect(data, limits=limits)
+
+
+def _heic_with_big_metadata(profile: int = 0, description: int = 0) -> bytes:
+    """A HEIC with an ICC profile of ``profile`` bytes (in its meta box) and an EXIF of about ``description``
+    bytes (libheif writes it after the pixels)."""
+    params: dict[str, object] = {}
+    if profile:
+        params["icc_profile"] = images.adobe_rgb_profile().ljust(profile, b"\x00")
+    if description:
+        params["exif"] = images.exif(make="Phone", description="d" * description).tobytes()
+    return images.encode(images.photo((400, 300), noise=96), "HEIF", quality=90, **params)
+
+
+def test_a_heif_is_read_to_the_end_of_its_meta_box() -> None:
+    data = _heic_with_big_metadata(profile=100_000)
+    meta = heif.meta_box(data)
+    assert meta is not None
+    assert HEAD_BYTES < meta[1] < len(data)
+    with pytest.raises(NeedMoreBytes) as more:
+        inspect(data)
+    assert more.value.wanted == meta[1]
+    info, reads = inspect_growing(data, start=1024)
+    assert (info["format"], info["width"], info["has_icc"], reads) == ("HEIF", 400, True, [1024, meta[1]])
+
+
+def test_a_heif_exif_after_the_pixels_is_read_within_max_header_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _heic_with_big_metadata(description=1000)
+    meta = heif.meta_box(data)
+    assert meta is not None
+    assert meta[1] < HEAD_BYTES < len(data)
+    info, reads = inspect_growing(data)
+    assert (info["exif"]["make"], reads) == ("Phone", [HEAD_BYTES, len(data)])
+    # Past MAX_HEADER_BYTES the EXIF is left out of the summary, and the image is accepted.
+    monkeypatch.setattr(inspection, "MAX_HEADER_BYTES", len(data) - 1)
+    info, reads = inspect_growing(data)
+    assert (info["exif"], info["width"], reads) == ({}, 400, [HEAD_BYTES])
+
+
+def test_a_heif_meta_box_past_max_header_bytes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inspection, "MAX_HEADER_BYTES", 200_000)
+    with pytest.raises(CorruptImage, match="metadata before the pixels is larger than 200000 bytes"):
+        inspect_growing(_heic_with_big_metadata(profile=300_000))
+
+
+def test_a_heif_whose_meta_box_follows_the_media_data_is_read_whole() -> None:
+    data = images.heif_media_first(images.encode(images.photo((400, 300), noise=96), "HEIF", quality=90))
+    assert data.index(b"mdat") < data.index(b"meta")
+    assert len(data) > HEAD_BYTES
+    with pytest.raises(NeedMoreBytes) as more:
+        inspect(data)
+    assert more.value.wanted == len(data)
+    info, _ = inspect_growing(data)
+    assert (info["format"], info["width"], info["height"]) == ("HEIF", 400, 300)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"]), id="ftyp-only"),
+        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"], tail=bytes(range(256)) * 4), id="garbage"),
+        pytest.param(images.ftyp(b"heic", [b"mif1", b"heic"], tail=b"\x00\x00\x00\x04meta"), id="box-too-short"),
+        pytest.param(
+            images.ftyp(b"heic", [b"mif1", b"heic"], tail=b"\x00\x00\x00\x04meta" + bytes(2 * HEAD_BYTES)),
+            id="box-too-short-in-the-first-read",  # refused at once: no box header can follow it
+        ),
+        pytest.param(_heic_coded_at(0, 48), id="zero-width"),
+        pytest.param(images.encode(images.photo((16, 16)), "BMP")[:40], id="bmp-header-cut"),
+        pytest.param(b"BM" + bytes(12) + b"\x28" + bytes(39), id="bmp-zero-size"),
+        pytest.param(images.bmp(images.photo((16, 16)), 24)[:30] + b"\x04" + bytes(200), id="bmp-jpeg-compression"),
+    ],
+)
+def test_a_corrupt_bmp_or_heif_header_is_a_corrupt_image(data: bytes) -> None:
+    with pytest.raises(CorruptImage):
+        inspect(data)
 
 
 # -- no pixel is decoded -----------------------------------------------------------------------
@@ -507,6 +663,10 @@ def _every_format() -> list[object]:
         pytest.param(images.animated_gif(3), id="gif-animated"),
         pytest.param(images.encode(pages[0], "TIFF", save_all=True, append_images=pages[1:], exif=meta), id="tiff"),
         pytest.param(images.encode(photo, "AVIF", exif=meta), id="avif"),
+        pytest.param(images.encode(photo, "BMP"), id="bmp"),
+        pytest.param(images.bmp(photo.quantize(40), 8, rle=True), id="bmp-rle8"),
+        pytest.param(images.encode(photo, "HEIF", exif=meta.tobytes()), id="heic"),
+        pytest.param(images.encode(pages[0], "HEIF", save_all=True, append_images=pages[1:]), id="heic-three"),
     ]
 
 

@@ -1,6 +1,8 @@
 """Damaged uploads of every readable format end in a named validation error, or in outputs that decode.
 
-Each source is a real image made by Pillow's encoders (small: the point is the parsers, not the pixels).
+Each source is a real image made by Pillow's encoders, pillow-heif's for HEIC (libheif and x265), or, for
+the BMP variants Pillow does not write (RLE, bit fields with alpha), written field by field (small: the
+point is the parsers, not the pixels).
 Each mutation is deterministic (seeded by the source's name): cuts at several points, bytes flipped at
 several offsets, a structural unit (chunk, segment, box, scan) duplicated, header fields (sizes, depths,
 counts, offsets) zeroed or set to all ones. Each mutated object then goes through what the validate,
@@ -67,6 +69,13 @@ def _sources() -> dict[str, bytes]:
         "gif-animated": images.animated_gif(3, (64, 48)),
         "tiff-multipage": images.encode(pages[0], "TIFF", save_all=True, append_images=pages[1:]),
         "avif": images.encode(images.in_mode("RGBA", (96, 64)), "AVIF", quality=60, exif=meta),
+        "bmp-rle8": images.bmp(photo.quantize(40), 8, rle=True),
+        "bmp-bitfields-alpha": images.bmp(
+            images.in_mode("RGBA", (96, 64)), 32, header=124, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000), profile=ADOBE
+        ),
+        "heic": images.encode(
+            photo, "HEIF", quality=60, exif=meta.tobytes(), icc_profile=ADOBE, save_all=True, append_images=pages[:1]
+        ),
     }
     for name in ("jpeg-baseline", "png-rgba", "tiff-multipage"):
         assert len(sources[name]) > inspection.HEAD_BYTES, name
@@ -88,11 +97,11 @@ def units(data: bytes, fmt: str) -> list[tuple[int, int]]:
         return list(_walk(data, 8, lambda at: 12 + int.from_bytes(data[at : at + 4], "big")))
     if fmt == "WEBP":
         return list(_walk(data, 12, lambda at: 8 + (int.from_bytes(data[at + 4 : at + 8], "little") + 1) // 2 * 2))
-    if fmt == "AVIF":
+    if fmt in ("AVIF", "HEIF"):
         return list(_walk(data, 0, lambda at: int.from_bytes(data[at : at + 4], "big")))
     if fmt == "JPEG":
         return _jpeg_units(data)
-    # GIF and TIFF: runs of bytes between their structures' usual sizes.
+    # GIF, TIFF and BMP: runs of bytes between their structures' usual sizes.
     step = max(16, len(data) // 12)
     return [(at, min(len(data), at + step)) for at in range(0, len(data), step)]
 
@@ -134,8 +143,10 @@ def _header_fields(data: bytes, fmt: str) -> list[tuple[int, int]]:
     if fmt == "TIFF":
         ifd = int.from_bytes(data[4:8], "little")
         return [(4, 4), (ifd, 2), (ifd + 2 + 8, 4), (ifd + 2 + 12 + 8, 4)]  # IFD offset, entry count, values
+    if fmt == "BMP":
+        return [(2, 4), (10, 4), (18, 4), (22, 4), (28, 2), (30, 4), (34, 4)]  # sizes, offset, w, h, depth, compression
     ispe = data.find(b"ispe")
-    return [(ispe + 8, 4), (ispe + 12, 4), (data.find(b"iloc") + 8, 4), (0, 4)]  # AVIF: ispe size, iloc, ftyp size
+    return [(ispe + 8, 4), (ispe + 12, 4), (data.find(b"iloc") + 8, 4), (0, 4)]  # AVIF, HEIF: ispe, iloc, ftyp size
 
 
 def mutations(name: str, data: bytes) -> list[Mutation]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from struct import Struct
 from typing import Final
 
-#: Formats the pipeline decodes, by the name Pillow gives them.
-READABLE: Final = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF"})
+from pipeline import heif
+
+#: Formats the pipeline decodes, by the name Pillow gives them (HEIF: pillow-heif's reader, HEVC-coded).
+READABLE: Final = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF", "BMP", "HEIF"})
 
 #: Non-image formats we name in errors, so users learn what they uploaded.
 _KNOWN_OTHERS: Final = (
@@ -16,11 +18,16 @@ _KNOWN_OTHERS: Final = (
     (b"PK\x03\x04", "ZIP"),
     (b"PK\x05\x06", "ZIP"),
     (b"\x1f\x8b", "GZIP"),
-    (b"BM", "BMP"),
     (b"8BPS", "PSD"),
     (b"<svg", "SVG"),
     (b"<?xml", "XML"),
 )
+
+#: The sizes of a BMP's info header (after the 14-byte file header), which name its version: OS/2 1.x (12),
+#: OS/2 2.x (16, 64), Windows 3.x (40) and its extensions (52, 56), Windows 95 (108) and 98 (124).
+_BMP_HEADERS: Final = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+#: BMP compressions: none, RLE8, RLE4, bit fields (uncompressed, with channel masks).
+_BMP_RAW, _BMP_RLE8, _BMP_RLE4, _BMP_BITFIELDS = 0, 1, 2, 3
 
 CONTENT_TYPES: Final = {
     "JPEG": "image/jpeg",
@@ -29,6 +36,8 @@ CONTENT_TYPES: Final = {
     "GIF": "image/gif",
     "TIFF": "image/tiff",
     "AVIF": "image/avif",
+    "BMP": "image/bmp",
+    "HEIF": "image/heif",
 }
 
 #: Bytes that must end a complete file of this format (checked against the object's tail).
@@ -50,16 +59,28 @@ def sniff(head: bytes) -> str | None:
         return "GIF"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "TIFF"
-    if head[4:8] == b"ftyp" and _is_avif_brand(head):
-        return "AVIF"
+    if head[4:8] == b"ftyp":
+        return _iso_format(head)
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADERS:
+        return "BMP"
     return None
 
 
-def _is_avif_brand(head: bytes) -> bool:
+def _iso_format(head: bytes) -> str | None:
+    """AVIF or HEIF, from the brands of an ISO base media file's ftyp box (both are HEIF containers; HEIF
+    here is HEVC-coded). A major brand that names the coding decides; then an AVIF brand anywhere (as
+    Pillow's AVIF reader takes it); then an HEVC brand next to a structural major brand (mif1, msf1)."""
     size = int.from_bytes(head[0:4], "big")
-    box = head[8 : max(16, min(size, len(head)))]
-    brands = {box[i : i + 4] for i in range(0, len(box) - 3, 4)}
-    return bool(brands & {b"avif", b"avis"})
+    major = head[8:12]
+    compatible = head[16 : max(16, min(size, len(head)))]
+    brands = {major} | {compatible[i : i + 4] for i in range(0, len(compatible) - 3, 4)}
+    if major in heif.HEVC_BRANDS:
+        return "HEIF"
+    if brands & {b"avif", b"avis"}:
+        return "AVIF"
+    if major in heif.STRUCTURAL_BRANDS and brands & heif.HEVC_BRANDS:
+        return "HEIF"
+    return None
 
 
 def describe_other(head: bytes) -> str:
@@ -85,8 +106,8 @@ def looks_complete(fmt: str, tail: bytes, size: int) -> bool:
     """
     if fmt == "JPEG":
         return b"\xff\xd9" in tail
-    if fmt == "WEBP":
-        return True  # the RIFF length is checked against the size in ``riff_size_matches``
+    if fmt in ("WEBP", "BMP", "HEIF"):
+        return True  # they state their length: ``riff_size_matches``, ``bmp_size_matches``, a HEIF's boxes
     trailer = _TRAILERS.get(fmt)
     return trailer is None or tail.rstrip(b"\x00").endswith(trailer)
 
@@ -108,6 +129,42 @@ def webp_canvas(head: bytes) -> tuple[int, int] | None:
     if kind == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
         return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
     return None
+
+
+def _u32(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 4], "little")
+
+
+def bmp_size_matches(head: bytes, size: int) -> bool:
+    """A BMP states its file length, where its pixels start and, through its size, depth and compression,
+    how long they are: uncompressed rows (bit fields included) are padded to 4 bytes, RLE data has its
+    length in the header. A truncated BMP is shorter than one of them. A length of 0 (some writers leave
+    the file's or the RLE data's out) is not checked. ``head`` holds the headers (the first 54 bytes)."""
+    if len(head) < 26:
+        return True  # too short for the headers: Pillow refuses it
+    header = _u32(head, 14)
+    if header == 12:  # OS/2 1.x: 16-bit sizes, no compression
+        width, height, bits = (int.from_bytes(head[at : at + 2], "little") for at in (18, 20, 24))
+        compression, data_size = _BMP_RAW, 0
+    else:
+        width, height = _u32(head, 18), abs(int.from_bytes(head[22:26], "little", signed=True))  # < 0: top-down
+        bits, compression = int.from_bytes(head[28:30], "little"), _u32(head, 30)
+        data_size = _u32(head, 34)
+    if compression in (_BMP_RAW, _BMP_BITFIELDS):
+        pixels = (width * bits + 31) // 32 * 4 * height
+    else:
+        pixels = data_size if compression in (_BMP_RLE8, _BMP_RLE4) else 0
+    return size >= _u32(head, 2) and size >= _u32(head, 10) + pixels
+
+
+def bmp_profile(head: bytes) -> tuple[int, int] | None:
+    """Where the ICC profile a BMP embeds lies in the file (start, end): a BITMAPV5HEADER of colour space
+    PROFILE_EMBEDDED ('MBED') gives its offset from the header's start and its length. The profile
+    usually follows the pixels. None when the BMP embeds none (Pillow's reader ignores it)."""
+    if len(head) < 134 or _u32(head, 14) != 124 or head[70:74] != b"DEBM":  # 'MBED', a little-endian number
+        return None
+    start, length = 14 + _u32(head, 126), _u32(head, 130)
+    return (start, start + length) if length else None
 
 
 #: The next marker in JPEG data: 0xFF followed by anything but 0x00 (a stuffed 0xFF byte in entropy-coded
@@ -153,8 +210,9 @@ def frame_count(data: bytes, fmt: str) -> int:
     """The number of frames (pages) of an image of format ``fmt`` (a name ``sniff`` returns), at least 1.
 
     Read from the container alone, never from pixel data: GIF image descriptors, the pages of a TIFF's
-    IFD chain, an APNG's frames, a WebP's ANMF chunks, the samples of an AVIF sequence's image track.
-    A JPEG is one frame (the images an MPO carries after it are previews or depth maps, not frames).
+    IFD chain, an APNG's frames, a WebP's ANMF chunks, the samples of an AVIF sequence's image track, a
+    HEIF's top-level images (``heif.Meta.images``, from a meta box that is whole in ``data``). A JPEG is one
+    frame (the images an MPO carries after it are previews or depth maps, not frames), and so is a BMP.
     Never raises: damaged or cut data gives the frames found before the damage.
     """
     counter = _FRAME_COUNTERS.get(fmt)
@@ -276,43 +334,21 @@ def _webp_frames(data: bytes) -> int:
 def _avif_frames(data: bytes) -> int:
     """The samples of the first image track ('pict' handler) of an AVIF sequence; a still AVIF has none
     (its image is an item, not a track) and counts as one."""
-    moov = _box(data, 0, len(data), b"moov")
+    moov = heif.box(data, 0, len(data), b"moov")
     if moov is None:
         return 1
-    for start, end in _boxes(data, *moov, b"trak"):
-        mdia = _box(data, start, end, b"mdia")
-        hdlr = mdia and _box(data, *mdia, b"hdlr")
+    for _, start, end in heif.boxes(data, *moov, b"trak"):
+        mdia = heif.box(data, start, end, b"mdia")
+        hdlr = mdia and heif.box(data, *mdia, b"hdlr")
         if mdia is None or hdlr is None or data[hdlr[0] + 8 : hdlr[0] + 12] != b"pict":
             continue
-        minf = _box(data, *mdia, b"minf")
-        stbl = minf and _box(data, *minf, b"stbl")
-        sizes = stbl and (_box(data, *stbl, b"stsz") or _box(data, *stbl, b"stz2"))
+        minf = heif.box(data, *mdia, b"minf")
+        stbl = minf and heif.box(data, *minf, b"stbl")
+        sizes = stbl and (heif.box(data, *stbl, b"stsz") or heif.box(data, *stbl, b"stz2"))
         if sizes is None:
             return 0
         return int.from_bytes(data[sizes[0] + 8 : sizes[0] + 12], "big")
     return 0
-
-
-def _boxes(data: bytes, start: int, end: int, kind: bytes) -> Iterator[tuple[int, int]]:
-    """The payloads (start, end) of the ISO BMFF boxes of type ``kind`` between ``start`` and ``end``."""
-    end = min(end, len(data))
-    at = start
-    while at + 8 <= end:
-        size = int.from_bytes(data[at : at + 4], "big")
-        header = 8
-        if size == 1:
-            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
-        elif size == 0:
-            size = end - at
-        if size < header:
-            return
-        if data[at + 4 : at + 8] == kind:
-            yield at + header, min(at + size, end)
-        at += size
-
-
-def _box(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    return next(_boxes(data, start, end, kind), None)
 
 
 _FRAME_COUNTERS: Final[dict[str, Callable[[bytes], int]]] = {
@@ -321,4 +357,5 @@ _FRAME_COUNTERS: Final[dict[str, Callable[[bytes], int]]] = {
     "PNG": _png_frames,
     "WEBP": _webp_frames,
     "AVIF": _avif_frames,
+    "HEIF": heif.images,
 }

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from PIL import ExifTags, Image, ImageCms, ImageFile, TiffImagePlugin
 
-from pipeline import codecs, formats
+from pipeline import codecs, formats, heif
 from pipeline.errors import CorruptImage, TooManyPixels
 
 #: Orientations (EXIF tag 274) that swap width and height when applied.
@@ -115,13 +115,17 @@ def reason(exc: BaseException) -> str:
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Open (lazily) with the pixel limit enforced, with the reader of the format sniffed from the bytes.
 
-    The limit is ``max_pixels`` (checked below, before any pixel is decoded), as in
-    ``inspection.inspect``: Pillow's own warning threshold is ignored so that an image
-    the validate step accepted is not rejected here.
+    The limit is ``max_pixels`` (checked below, before any pixel is decoded; for a HEIF, on its coded size
+    too), as in ``inspection.inspect``: Pillow's own warning threshold is ignored so that an image the
+    validate step accepted is not rejected here. A HEIF's reader (pillow-heif) is registered on the first
+    one. The ICC profile a BMP embeds, which Pillow does not read, is put in ``info`` as other readers do.
     """
     fmt = formats.sniff(data)
     if fmt is None:
         raise CorruptImage(f"the content is {formats.describe_other(data)}, not an image the pipeline reads")
+    if fmt == "HEIF":
+        heif.check_coded_size(data, max_pixels)
+        heif.register()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -132,17 +136,21 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             raise CorruptImage(f"the {fmt} header cannot be read: {reason(exc)}") from exc
     if img.width * img.height > max_pixels:
         raise TooManyPixels(f"{img.width}x{img.height} exceeds {max_pixels} pixels")
+    profile = formats.bmp_profile(data) if fmt == "BMP" else None
+    if profile and profile[1] <= len(data):
+        img.info["icc_profile"] = data[profile[0] : profile[1]]
     return img
 
 
 def count_frames(data: bytes, fmt: str) -> int:
     """The true number of frames (pages) of an image, from the whole object; ``fmt`` as sniffed.
 
-    Multi-page and animated images (GIF, APNG, WebP, TIFF, AVIF sequences) are processed from their
-    first frame only; this is how many there are. It reads the container only (no pixel is decoded):
-    GIF image descriptors, the IFD chain of a TIFF, an APNG's frame controls, a WebP's ANMF chunks,
-    the samples of an AVIF sequence's image track. A JPEG is one frame, whatever an MPO carries after
-    it. Never raises; at least 1; damaged data gives the frames found before the damage.
+    Multi-page and animated images (GIF, APNG, WebP, TIFF, AVIF sequences, HEIFs of several images) are
+    processed from their first frame (a HEIF's primary image) only; this is how many there are. It reads
+    the container only (no pixel is decoded): GIF image descriptors, the IFD chain of a TIFF, an APNG's
+    frame controls, a WebP's ANMF chunks, the samples of an AVIF sequence's image track, a HEIF's
+    top-level images. A JPEG is one frame, whatever an MPO carries after it, and so is a BMP. Never
+    raises; at least 1; damaged data gives the frames found before the damage.
     """
     return formats.frame_count(data, fmt)
 
@@ -277,6 +285,11 @@ def _decode_pixels(img: Image.Image, data: bytes, target_width: int, orientation
         pixels = codecs.webp(data)
     if pixels is not None:
         return _image(pixels, img.mode), orientation
+    if fmt == "HEIF":
+        # pillow-heif opens a HEIF at its primary image (not always the first), and libheif applies the
+        # HEIF's transformations (irot, imir) while decoding: its EXIF orientation is informative only.
+        img.load()
+        return img, 1
     img.seek(0)
     img.load()
     if fmt == "TIFF":
