@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageChops, ImageCms, ImageDraw, ImageStat
 
-from pipeline import encoding, heif, imaging, inspection, watermark
+from pipeline import encoding, heif, imaging, inspection, renditions, watermark
 from pipeline.models import ImageInfo
 from pipeline.settings import EncodeSettings, Limits, WatermarkSettings
 
@@ -487,10 +487,10 @@ def process(data: bytes, limits: Limits, mark: WatermarkSettings = MARK) -> Proc
     shown = info["height"] if info["orientation"] in (5, 6, 7, 8) else info["width"]
     widths = imaging.plan_widths(shown, limits.widths)
     with imaging.open_image(data, limits.max_pixels) as img:
-        decoded, icc = imaging.decode(img, widths[0], data)
+        chain, icc = renditions.from_source(img, data, widths)
     settings = EncodeSettings(formats=limits.formats, jpeg_quality=85, webp_quality=80, avif_quality=60)
     outputs = []
-    for rendition in imaging.renditions(decoded, widths):
+    for rendition in chain:
         staged, staged_icc = imaging.from_lossless(imaging.to_lossless(rendition.image, icc))
         marked = watermark.apply(staged, mark)
         for fmt in limits.formats:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, PngImagePlugin
 
-from pipeline import codecs, imaging, inspection
+from pipeline import codecs, imaging, inspection, renditions
 from pipeline.errors import CorruptImage
 from pipeline.settings import Limits
 from tests import images
@@ -30,7 +30,7 @@ def decode(data: bytes, target_width: int) -> Image.Image:
     """Decode as the resize step does, in the mode of the renditions made from the decode."""
     with imaging.open_image(data, MAX_PIXELS) as img:
         decoded = imaging.decode(img, target_width, data)[0]
-    return decoded.convert(imaging.rendition_mode(decoded.mode))
+    return decoded.convert(renditions.rendition_mode(decoded.mode))
 
 
 def pillow(data: bytes) -> Image.Image:
@@ -266,10 +266,10 @@ def test_opaque_colour_is_decoded_as_rgbx_on_the_decoders_own_buffer(fmt: str, p
         assert images.psnr(as_rgb, pillow(data)) > 45
     else:
         assert identical(as_rgb, pillow(data))
-    renditions = list(imaging.renditions(decoded, [400, 200]))
-    assert [r.image.mode for r in renditions] == ["RGB", "RGB"]
-    assert identical(renditions[0].image, as_rgb)
-    assert identical(renditions[1].image, imaging.resize(as_rgb, (200, 150)))
+    made = list(renditions.chain(decoded, [400, 200]))
+    assert [r.image.mode for r in made] == ["RGB", "RGB"]
+    assert identical(made[0].image, as_rgb)
+    assert identical(made[1].image, renditions.resize(as_rgb, (200, 150)))
 
 
 def test_an_rgbx_decode_is_let_go_once_its_rgb_rendition_exists() -> None:
@@ -279,7 +279,7 @@ def test_an_rgbx_decode_is_let_go_once_its_rgb_rendition_exists() -> None:
         decoded, _ = imaging.decode(img, 400, data)
     assert decoded.mode == "RGBX"
     decode_ref = weakref.ref(decoded)
-    chain = imaging.renditions(decoded, [400, 200])
+    chain = renditions.chain(decoded, [400, 200])
     del decoded
     first = next(chain)
     gc.collect()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageFile, UnidentifiedImageError
 
-from pipeline import imaging, inspection
+from pipeline import imaging, inspection, renditions
 from pipeline.errors import CorruptImage, TooManyPixels
 from pipeline.settings import Limits
 from tests import images
@@ -29,7 +29,7 @@ def decode(data: bytes, target_width: int) -> tuple[Image.Image, bytes | None]:
     decoders give RGB as RGBX, which ``test_codecs`` checks)."""
     with imaging.open_image(data, MAX_PIXELS) as img:
         decoded, icc = imaging.decode(img, target_width, data)
-    return decoded.convert(imaging.rendition_mode(decoded.mode)), icc
+    return decoded.convert(renditions.rendition_mode(decoded.mode)), icc
 
 
 def target_for(decoded_width: int) -> int:
@@ -559,7 +559,7 @@ def test_jpeg_draft_keeps_the_colour_mode() -> None:
 )
 def test_renditions_sizes(size: tuple[int, int], widths: list[int]) -> None:
     source = images.photo(size)
-    out = list(imaging.renditions(source, imaging.plan_widths(size[0], widths)))
+    out = list(renditions.chain(source, imaging.plan_widths(size[0], widths)))
     assert [r.width for r in out] == sorted(widths, reverse=True)
     for r in out:
         assert r.image.size == (r.width, r.height)
@@ -570,7 +570,7 @@ def test_renditions_sizes(size: tuple[int, int], widths: list[int]) -> None:
 
 def test_a_rendition_at_the_source_width_is_the_source_itself() -> None:
     source = images.photo((300, 200))
-    first, second = imaging.renditions(source, [300, 100])
+    first, second = renditions.chain(source, [300, 100])
     assert first.image is source
     assert (second.width, second.height) == (100, 67)
 
@@ -578,26 +578,26 @@ def test_a_rendition_at_the_source_width_is_the_source_itself() -> None:
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
 def test_renditions_keep_the_mode(mode: str) -> None:
     source = images.in_mode(mode, (400, 300))
-    assert {r.image.mode for r in imaging.renditions(source, [200, 100])} == {mode}
+    assert {r.image.mode for r in renditions.chain(source, [200, 100])} == {mode}
 
 
 def test_renditions_are_chained_from_the_previous_one(monkeypatch: pytest.MonkeyPatch) -> None:
     sources: list[tuple[int, int]] = []
-    real_resized = imaging._resized
+    real_resized = renditions._resized
 
     def spy(image: Any, width: int, height: int) -> Any:
         sources.append((image.width, image.height))
         return real_resized(image, width, height)
 
     source = images.photo((1200, 900), noise=0)
-    monkeypatch.setattr(imaging, "_resized", spy)
-    out = list(imaging.renditions(source, [800, 400, 200]))
+    monkeypatch.setattr(renditions, "_resized", spy)
+    out = list(renditions.chain(source, [800, 400, 200]))
     assert sources == [(1200, 900), (800, 600), (400, 300)]
     assert [r.image.size for r in out] == [(800, 600), (400, 300), (200, 150)]
 
 
 def test_renditions_are_lazy() -> None:
-    gen = imaging.renditions(images.photo((100, 100)), [50])
+    gen = renditions.chain(images.photo((100, 100)), [50])
     assert isinstance(gen, Iterator)
 
 
@@ -613,9 +613,9 @@ def test_resize_is_a_lanczos_resize_in_the_rendition_mode(mode: str) -> None:
     source = images.in_mode("RGB" if mode == "RGBX" else mode, (900, 1500))
     if mode == "RGBX":
         source = source.convert("RGBX")
-    resized = imaging.resize(source, (500, 833))
+    resized = renditions.resize(source, (500, 833))
     assert resized.size == (500, 833)
-    assert resized.mode == imaging.rendition_mode(mode)
+    assert resized.mode == renditions.rendition_mode(mode)
     pillow = source.convert(resized.mode).resize((500, 833), Image.Resampling.LANCZOS)
     assert premultiplied_psnr(resized, pillow) > 45
 
@@ -633,7 +633,7 @@ def test_resize_does_not_bleed_the_colour_of_transparent_pixels(mode: str) -> No
     opaque, hidden = ((200, 30, 30, 255), (0, 255, 0, 0)) if mode == "RGBA" else ((40, 255), (255, 0))
     source = Image.new(mode, (400, 400), hidden)
     source.paste(Image.new(mode, (200, 400), opaque), (0, 0))
-    resized = imaging.resize(source, (100, 100))
+    resized = renditions.resize(source, (100, 100))
     edge = resized.getpixel((49, 50))  # the last column that is still partly opaque
     assert isinstance(edge, tuple)
     assert edge[-1] > 0
@@ -648,7 +648,7 @@ def test_chained_renditions_lose_no_quality_against_a_single_resize() -> None:
     source = images.photo((1280, 960))
     ideal = source.reduce(4)
     direct = source.resize((320, 240), Image.Resampling.LANCZOS)
-    chained = list(imaging.renditions(source, [1024, 640, 320]))[-1].image
+    chained = list(renditions.chain(source, [1024, 640, 320]))[-1].image
     assert images.psnr(chained, ideal) >= images.psnr(direct, ideal) - 0.5
     assert images.psnr(chained, direct) > 40
 
@@ -661,7 +661,7 @@ def test_the_pipeline_matches_a_full_decode_reference(widths: list[int]) -> None
     reference = images.reopen(data).convert("RGB").resize((320, 240), Image.Resampling.LANCZOS)
     decoded, _ = decode(data, widths[0])
     assert decoded.width >= widths[0]
-    result = list(imaging.renditions(decoded, imaging.plan_widths(decoded.width, widths)))[-1].image
+    result = list(renditions.chain(decoded, imaging.plan_widths(decoded.width, widths)))[-1].image
     assert result.size == (320, 240)
     assert images.psnr(result, reference) > 35
     ideal = source.reduce(4)
@@ -690,7 +690,7 @@ def test_the_icc_profile_survives_decode_and_staging() -> None:
     profile = images.srgb_profile()
     data = images.encode(images.photo((300, 200)), "JPEG", icc_profile=profile)
     decoded, icc = decode(data, 100)
-    for rendition in imaging.renditions(decoded, [300, 100]):
+    for rendition in renditions.chain(decoded, [300, 100]):
         back, back_icc = imaging.from_lossless(imaging.to_lossless(rendition.image, icc))
         assert back_icc == profile
         assert back.size == (rendition.width, rendition.height)
@@ -730,7 +730,7 @@ def test_renditions_with_alpha_chain_premultiplied(mode: str) -> None:
     straight alpha, as close to a premultiplied LANCZOS chain as two implementations of the filter get."""
     source = images.in_mode(mode, (1200, 900))
     premultiplied = {"RGBA": "RGBa", "LA": "La"}[mode]
-    out = list(imaging.renditions(source, [800, 400]))
+    out = list(renditions.chain(source, [800, 400]))
     assert [r.image.mode for r in out] == [mode, mode]
     lanczos = Image.Resampling.LANCZOS
     first = source.convert(premultiplied).resize((800, 600), lanczos)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from pipeline import encoding, imaging, watermark
+from pipeline import encoding, imaging, renditions, watermark
 from pipeline.settings import OUTPUT_FORMATS, POSITIONS, EncodeSettings, WatermarkSettings
 from tests import images
 
@@ -361,7 +361,7 @@ def with_metadata() -> Image.Image:
     src = images.reopen(data)
     assert src.getexif().get_ifd(0x8825)  # the source really has a GPS block
     decoded, _ = imaging.decode(src, 160, data)
-    decoded = decoded.convert(imaging.rendition_mode(decoded.mode))  # as the renditions carry it
+    decoded = decoded.convert(renditions.rendition_mode(decoded.mode))  # as the renditions carry it
     decoded.info.update({k: src.info[k] for k in ("exif", "xmp") if k in src.info})  # as Pillow's readers leave it
     assert "exif" in decoded.info
     return decoded
@@ -378,7 +378,7 @@ def test_encode_strips_exif_and_gps(fmt: str, with_metadata: Image.Image) -> Non
 @pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
 def test_no_metadata_after_the_whole_chain(fmt: str, with_metadata: Image.Image) -> None:
     """decode -> rendition -> lossless staging -> watermark -> encode."""
-    rendition = list(imaging.renditions(with_metadata, [160, 120]))[-1]
+    rendition = list(renditions.chain(with_metadata, [160, 120]))[-1]
     staged, icc = imaging.from_lossless(imaging.to_lossless(rendition.image, None))
     out = images.reopen(encoding.encode(marked(staged), fmt, ENCODE, icc))
     assert out.size == (120, 90)

@@ -1,5 +1,6 @@
-"""Decoding and resizing: one decode per source (Pillow and the decoders of ``codecs``), renditions
-chained from the largest by libvips (Lanczos-3, premultiplied alpha)."""
+"""Decoding: one decode per source (Pillow, pillow-heif and the decoders of ``codecs``), oriented and in
+one of a few colour modes; and the lossless intermediate between the resize and watermark steps.
+``renditions`` makes the renditions (libvips)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import re
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cache
-from typing import Any, Final
+from typing import Final
 
 from PIL import ExifTags, Image, ImageCms, ImageFile, TiffImagePlugin
 
@@ -20,7 +20,7 @@ from pipeline import codecs, formats, heif
 from pipeline.errors import CorruptImage, TooManyPixels
 
 #: Orientations (EXIF tag 274) that swap width and height when applied.
-_TRANSPOSED = frozenset({5, 6, 7, 8})
+TRANSPOSED = frozenset({5, 6, 7, 8})
 #: How much larger than the largest rendition a JPEG is decoded, at the least. A DCT-scaled decode is
 #: softer than a Lanczos resize by the same factor: a 17.9 MP photograph decoded at 1/2 (1.38x its
 #: 2048 px rendition) gave that rendition 43 dB (PSNR) against a float Lanczos resize of the full
@@ -34,13 +34,6 @@ _RENDITION_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 #: Modes a decode may also come in: RGBX is opaque colour in the four bytes a pixel Pillow keeps RGB
 #: in, so a decoder's buffer becomes an image without a copy; renditions made from it are RGB.
 _WORKING_MODES = _RENDITION_MODES | {"RGBX"}
-
-
-@dataclass(frozen=True, slots=True)
-class Rendition:
-    width: int
-    height: int
-    image: Image.Image
 
 
 def plan_widths(source_width: int, widths: Sequence[int]) -> list[int]:
@@ -262,19 +255,25 @@ def decode(img: Image.Image, target_width: int, data: bytes) -> tuple[Image.Imag
     return out, usable_icc(icc, out.mode)
 
 
+def dct_shrink(stored: tuple[int, int], target_width: int, orientation: int) -> int:
+    """The reduction a JPEG of ``stored`` size (as stored, not yet oriented) is decoded at for a largest
+    rendition ``target_width`` wide once upright: the largest power of two up to MAX_DCT_SHRINK that
+    still leaves DCT_MARGIN to spare (libjpeg-turbo's SIMD paths are the power-of-two ones)."""
+    stored_w, stored_h = stored
+    want = target_width if orientation not in TRANSPOSED else scaled_height(stored_h, stored_w, target_width)
+    shrink = 1
+    while shrink < MAX_DCT_SHRINK and stored_w / (2 * shrink) >= want * DCT_MARGIN:
+        shrink *= 2
+    return shrink
+
+
 def _decode_pixels(img: Image.Image, data: bytes, target_width: int, orientation: int) -> tuple[Image.Image, int]:
     """The first frame's pixels, and the orientation still to apply to them."""
     fmt = img.format
     pixels = None
     if fmt in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it (many phone photos)
-        # The size to decode at, in the stored (not yet rotated) orientation: the largest power-of-two
-        # reduction that still leaves DCT_MARGIN to spare (only those have libjpeg-turbo's SIMD paths).
-        stored_w, stored_h = img.size
-        want = target_width if orientation not in _TRANSPOSED else scaled_height(stored_h, stored_w, target_width)
-        shrink = 1
-        while shrink < MAX_DCT_SHRINK and stored_w / (2 * shrink) >= want * DCT_MARGIN:
-            shrink *= 2
-        want_w, want_h = math.ceil(stored_w / shrink), math.ceil(stored_h / shrink)
+        shrink = dct_shrink(img.size, target_width, orientation)
+        want_w, want_h = math.ceil(img.width / shrink), math.ceil(img.height / shrink)
         if img.mode in ("RGB", "L"):  # not CMYK/YCCK
             pixels = codecs.jpeg_scaled(data, img.mode == "L", want_w, want_h)
         if pixels is None:
@@ -390,85 +389,6 @@ def _normalise_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, b
     if mode in ("YCbCr", "LAB", "HSV"):
         return img.convert("RGB"), None
     raise CorruptImage(f"unsupported colour mode {mode}")
-
-
-def renditions(img: Image.Image, widths: Sequence[int]) -> Iterator[Rendition]:
-    """Yield renditions for ``widths`` (largest first), each resized by libvips from the previous one.
-
-    The caller passes widths from ``plan_widths``; a width equal to the image's yields the
-    image itself. A caller that drops its own reference to ``img`` lets it go after the first
-    resize. With alpha, the chain stays premultiplied (in float) from the first resize on, and each
-    rendition is yielded with straight alpha: a resize needs premultiplied samples, and converting
-    back and forth would round dark, translucent colours at every step.
-    """
-    sizes = [(width, scaled_height(img.width, img.height, width)) for width in widths]
-    mode = rendition_mode(img.mode)
-    current: Any = None
-    for width, height in sizes:
-        if current is None and width == img.width:
-            img = img if img.mode == mode else img.convert(mode)  # one copy is held (RGB for RGBX), not two
-            yield Rendition(width=width, height=height, image=img)
-            continue
-        if current is None:
-            current = _premultiplied(to_vips(img), mode)
-            del img  # from here on the chain holds only the latest rendition
-        current = _resized(current, width, height).copy_memory()
-        yield Rendition(width=width, height=height, image=from_vips(_straight(current, mode), mode))
-
-
-def rendition_mode(mode: str) -> str:
-    """The mode of renditions made from an image of ``mode`` (a working mode)."""
-    return "RGB" if mode == "RGBX" else mode
-
-
-def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """One libvips Lanczos-3 resize to ``size``, premultiplied where there is alpha; in the rendition mode."""
-    mode = rendition_mode(img.mode)
-    resized = _resized(_premultiplied(to_vips(img), mode), *size)
-    return from_vips(_straight(resized, mode), mode)
-
-
-#: Bands of each rendition mode.
-_BANDS: Final = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-
-
-@cache
-def vips() -> Any:
-    """pyvips, loaded once. Its operation cache is off: a warm worker keeps no image of an earlier invocation."""
-    import pyvips
-
-    pyvips.cache_set_max(0)
-    return pyvips
-
-
-def to_vips(img: Image.Image) -> Any:
-    """An image (L, LA, RGB, RGBA or RGBX) as a libvips image of its rendition mode's bands, 8 bits.
-
-    The samples are packed in the rendition mode's layout (RGBX as RGB: Pillow packs it in one pass,
-    where libvips would take a band out of every pixel)."""
-    mode = rendition_mode(img.mode)
-    packed = img.tobytes("raw", mode)
-    return vips().Image.new_from_memory(packed, img.width, img.height, _BANDS[mode], "uchar")
-
-
-def from_vips(image: Any, mode: str) -> Image.Image:
-    """A libvips image of 8-bit samples as a Pillow image in ``mode``."""
-    return Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
-
-
-def _premultiplied(image: Any, mode: str) -> Any:
-    return image.premultiply() if mode in ("LA", "RGBA") else image
-
-
-def _straight(image: Any, mode: str) -> Any:
-    if mode in ("LA", "RGBA"):
-        image = image.unpremultiply()
-    return image.rint().cast("uchar") if image.format != "uchar" else image
-
-
-def _resized(image: Any, width: int, height: int) -> Any:
-    """Lanczos-3 to exactly ``width`` x ``height``."""
-    return image.resize(width / image.width, vscale=height / image.height, kernel="lanczos3")
 
 
 def to_lossless(img: Image.Image, icc: bytes | None) -> bytes:

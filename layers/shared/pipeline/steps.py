@@ -161,7 +161,7 @@ def display_width(image: ImageInfo) -> int:
 
 
 def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict[str, Any]:
-    from pipeline import imaging
+    from pipeline import imaging, renditions
 
     source, image = event.source, event.image
     data = s3.read_version(source)
@@ -169,12 +169,10 @@ def resize(event: ResizeEvent, settings: RenditionSettings, s3: S3Store) -> dict
     widths = imaging.plan_widths(display_width(image), settings.widths)
     image = {**image, "frames": imaging.count_frames(data, image["format"])}
     with imaging.open_image(data, settings.max_pixels) as img:
-        decoded, icc = imaging.decode(img, widths[0], data)
-    del data
+        chain, icc = renditions.from_source(img, data, widths)
+    del data  # a JPEG's chain holds its bytes while libvips reads them; any other source is decoded already
     digest = _run_digest(source, event.execution)
     staged: list[StagedImage] = []
-    chain = imaging.renditions(decoded, widths)
-    del decoded  # the chain lets the full decode go once the largest rendition is made
     for rendition in chain:
         key = keys.staging_key(settings.staging.prefix, digest, f"resized/{rendition.width}w.tiff")
         s3.write(settings.staging.bucket, key, imaging.to_lossless(rendition.image, icc), "image/tiff")
