@@ -234,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_serve)
 
-    from imgpipe_bench import bench, local_cloud, throughput
+    from imgpipe_bench import bench, local_cloud, staging, throughput
     from imgpipe_bench.cost import command as cost
     from imgpipe_bench.imaging import command as imaging
     from imgpipe_bench.load import command as load
@@ -243,7 +243,13 @@ def parser() -> argparse.ArgumentParser:
     bench.add_arguments(p)
     p.set_defaults(func=_measurement(bench.run))
     parts = p.add_subparsers(dest="part", metavar="[PART]", title="one measurement on its own (its options after it)")
-    for name, part in (("imaging", imaging), ("load", load), ("local", local_cloud), ("throughput", throughput)):
+    for name, part in (
+        ("imaging", imaging),
+        ("load", load),
+        ("local", local_cloud),
+        ("staging", staging),
+        ("throughput", throughput),
+    ):
         q = parts.add_parser(name, help=part.HELP, description=part.DESCRIPTION)
         part.add_arguments(q)
         q.set_defaults(func=_measurement(part.run))

@@ -36,11 +36,6 @@ print(json.dumps({"paths": seen, "loader": type(loader).__name__, "search_paths"
 
 
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, coldstart.Layout]:
-    return coldstart.package(tmp_path_factory.mktemp("build"))
-
-
-@pytest.fixture(scope="module")
 def reads(layouts: dict[str, coldstart.Layout]) -> dict[str, dict[str, object]]:
     found = {}
     for name, layout in layouts.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from imgpipe import cli
-from imgpipe_bench import arguments, local_cloud, throughput
+from imgpipe_bench import arguments, bench, local_cloud, throughput
 from imgpipe_bench.cost import command as cost_command
 from imgpipe_bench.imaging import command as imaging_command
 from imgpipe_bench.load import command as load_command
@@ -23,7 +25,13 @@ from imgpipe_bench.load.summary import summarise, table
 @pytest.mark.parametrize(
     ("argv", "module", "expected"),
     [
-        (["bench", "imaging", "--repeats", "5", "--json"], imaging_command, {"repeats": 5, "json": True, "plot": None}),
+        (
+            ["bench", "imaging", "--repeats", "5", "--json"],
+            imaging_command,
+            {"repeats": 5, "json": True, "plot": None, "photos": None},
+        ),
+        (["bench", "imaging", "--images", "tests"], imaging_command, {"photos": Path("tests")}),
+        (["bench", "--photos", "tests", "--images", "3"], bench, {"photos": Path("tests"), "images": 3}),
         (["bench", "load", "--images", "3", "--threads", "2"], load_command, {"images": 3, "threads": 2}),
         (["bench", "local", "--executions", "2"], local_cloud, {"executions": 2}),
         (["bench", "throughput", "--size", "800x600"], throughput, {"size": (800, 600), "images": 40}),
@@ -45,6 +53,25 @@ def test_each_measurement_is_a_subcommand(
     assert seen["out"].width == cli.whole_console().width
 
 
+def test_bench_imaging_prints_the_figures_as_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command passes its options to measure_all and prints what it returns, as JSON."""
+    from imgpipe_bench.imaging import measure
+
+    seen: dict[str, Any] = {}
+
+    def fake_measure_all(plot: Path | None, repeats: int, images: Path | None) -> dict[str, Any]:
+        seen.update(plot=plot, repeats=repeats, images=images)
+        return {"cases": [{"case": "photo", "ratios": {"time_ours_vs_pyvips_chained": 0.9}}]}
+
+    monkeypatch.setattr(measure, "measure_all", fake_measure_all)
+    assert cli.main(["bench", "imaging", "--json", "--repeats", "6", "--images", "tests"]) == 0
+    assert seen == {"plot": None, "repeats": 6, "images": Path("tests")}
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["cases"][0]["ratios"]["time_ours_vs_pyvips_chained"] == 0.9
+
+
 def test_bench_without_a_part_keeps_its_own_options() -> None:
     args = cli.parser().parse_args(["bench", "--only", "orchestration", "--executions", "2"])
     assert args.part is None
@@ -56,6 +83,8 @@ def test_bench_without_a_part_keeps_its_own_options() -> None:
     "argv",
     [
         ["bench", "imaging", "--repeats", "4"],
+        ["bench", "imaging", "--images", "no/such/directory"],
+        ["bench", "--photos", "no/such/directory"],
         ["bench", "load", "--images", "0"],
         ["bench", "throughput", "--size", "800"],
         ["bench", "nothing"],

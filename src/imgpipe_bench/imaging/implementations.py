@@ -1,5 +1,7 @@
-"""The three implementations of the resize + watermark work: ours (the layer's functions), pyvips and
-naive Pillow. Each turns a source's bytes into the JPEG of each rendition, by width."""
+"""The implementations of the whole job (decode, the three renditions, the watermark, JPEG encoding): ours
+(the layer's functions), pyvips per rendition, pyvips chained and naive Pillow. Each turns a source's bytes
+into the JPEG of each rendition, by width; ``*_renditions`` give each one's renditions before the watermark
+(what ``quality`` measures)."""
 
 from __future__ import annotations
 
@@ -11,19 +13,14 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from imgpipe_bench.imaging.cases import NAIVE, OURS, PYVIPS, STAGED, defaults, settings
-from pipeline import encoding, imaging, watermark
+from imgpipe_bench.imaging.cases import CHAINED, NAIVE, OURS, PER_RENDITION, STAGED, defaults, settings
+from pipeline import encoding, imaging, renditions, watermark
 from pipeline.settings import WatermarkSettings
 
 
 def ours_renditions(data: bytes) -> Iterator[tuple[int, Image.Image, bytes | None]]:
-    """The resize step's work, as ``steps.resize`` calls it (the source has no EXIF orientation, so
-    its display width is its stored width)."""
-    with imaging.open_image(data, defaults().max_pixels) as img:
-        widths = imaging.plan_widths(img.width, defaults().widths)
-        decoded, icc = imaging.decode(img, widths[0], data)
-    chain = imaging.renditions(decoded, widths)
-    del decoded
+    """The resize step's work, as ``steps.resize`` calls it (widths planned on the display width)."""
+    chain, icc = renditions.of(data, defaults().max_pixels, defaults().widths)
     for rendition in chain:
         yield rendition.width, rendition.image, icc
 
@@ -67,13 +64,18 @@ def ours_watermark_step(staging: Path) -> dict[int, bytes]:
     return outputs
 
 
+def staged_bytes(data: bytes) -> int:
+    """Bytes of the lossless intermediates (``imaging.to_lossless``) the resize step stages for one source."""
+    return sum(len(imaging.to_lossless(rendition, icc)) for _, rendition, icc in ours_renditions(data))
+
+
 def pyvips_module() -> tuple[Any, str | None]:
     """``(pyvips, None)``, or ``(None, why it cannot be used)``."""
     try:
         vips = importlib.import_module("pyvips")
     except Exception as exc:  # noqa: BLE001 - ImportError, or OSError/cffi errors when libvips is missing
         why = f"pyvips is not importable ({type(exc).__name__}: {exc})"
-        return None, why + "; install the bench extra: pip install -e '.[bench]'"
+        return None, why + " (pyvips and pyvips-binary are dependencies of the project: pip install -e .)"
     vips.cache_set_max(0)  # no operation cache: every repetition does the whole work
     return vips, None
 
@@ -97,17 +99,48 @@ def _vips_watermark(vips: Any, img: Any, marks: WatermarkSettings) -> Any:
     return img.insert(blended, x, y)
 
 
-def run_pyvips(data: bytes, vips: Any) -> dict[int, bytes]:
-    """Each rendition by ``thumbnail_buffer``, watermarked with ``composite2``, saved as JPEG."""
-    marks, enc = settings()
-    source_width = vips.Image.new_from_buffer(data, "").width  # header only
+def _vips_display_size(vips: Any, data: bytes) -> tuple[int, int]:
+    """The source's size as displayed (EXIF orientation applied, as ``thumbnail`` does), from its header."""
+    header = vips.Image.new_from_buffer(data, "")
+    transposed = header.get_typeof("orientation") != 0 and header.get("orientation") in (5, 6, 7, 8)
+    return (header.height, header.width) if transposed else (header.width, header.height)
+
+
+def vips_per_rendition(vips: Any, data: bytes) -> Iterator[tuple[int, Any]]:
+    """Each rendition by its own ``thumbnail_buffer`` (a decode each, with shrink-on-load)."""
+    for width in imaging.plan_widths(_vips_display_size(vips, data)[0], defaults().widths):
+        yield width, vips_thumbnail(vips, data, width)
+
+
+def vips_chained(vips: Any, data: bytes) -> Iterator[tuple[int, Any]]:
+    """One decode: ``thumbnail_buffer`` to the largest width (shrink-on-load), then each smaller rendition
+    resized (lanczos3) from the previous one. Each rendition is made in memory once (libvips is lazy: a
+    rendition saved and then resized from would otherwise run its whole pipeline, decode included, twice)."""
+    source_width, source_height = _vips_display_size(vips, data)
+    widths = imaging.plan_widths(source_width, defaults().widths)
+    current = vips_thumbnail(vips, data, widths[0]).copy_memory()
+    yield widths[0], current
+    for width in widths[1:]:
+        height = imaging.scaled_height(source_width, source_height, width)
+        current = current.resize(width / current.width, vscale=height / current.height, kernel="lanczos3")
+        current = current.copy_memory()
+        yield width, current
+
+
+def run_vips(renditions: Iterator[tuple[int, Any]], vips: Any) -> dict[int, bytes]:
+    """Renditions watermarked with ``composite2`` and saved as JPEG (same quality, optimised coding)."""
+    marks = settings()[0]
     outputs: dict[int, bytes] = {}
-    for width in imaging.plan_widths(source_width, defaults().widths):
-        img = vips_thumbnail(vips, data, width)
-        if watermark.applies(img.width, marks):
-            img = _vips_watermark(vips, img, marks)
-        outputs[width] = img.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=True, keep="icc")
+    for width, rendition in renditions:
+        img = _vips_watermark(vips, rendition, marks) if watermark.applies(rendition.width, marks) else rendition
+        outputs[width] = vips_jpeg(img)
     return outputs
+
+
+def vips_jpeg(img: Any) -> bytes:
+    """``img`` as JPEG at the pipeline's quality, with optimised Huffman coding, ICC profile kept."""
+    body: bytes = img.jpegsave_buffer(Q=settings()[1].jpeg_quality, optimize_coding=True, keep="icc")
+    return body
 
 
 def vips_thumbnail(vips: Any, data: bytes, width: int) -> Any:
@@ -130,16 +163,21 @@ def _naive_watermark(img: Image.Image, marks: WatermarkSettings) -> Image.Image:
     return Image.alpha_composite(img.convert("RGBA"), layer)
 
 
-def run_naive(data: bytes) -> dict[int, bytes]:
-    """A full decode, ``resize(LANCZOS)`` from it for each rendition, an RGBA text overlay, ``save``."""
-    marks, enc = settings()
+def naive_renditions(data: bytes) -> Iterator[tuple[int, Image.Image]]:
+    """A full decode, and ``resize(LANCZOS)`` from it for each rendition."""
     full = Image.open(io.BytesIO(data))
     full.load()
-    outputs: dict[int, bytes] = {}
     for width in imaging.plan_widths(full.width, defaults().widths):
-        img = full.resize((width, imaging.scaled_height(full.width, full.height, width)), Image.Resampling.LANCZOS)
-        if watermark.applies(width, marks):
-            img = _naive_watermark(img, marks)
+        height = imaging.scaled_height(full.width, full.height, width)
+        yield width, full.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def run_naive(data: bytes) -> dict[int, bytes]:
+    """``naive_renditions``, an RGBA text overlay where the watermark applies, ``save`` as JPEG."""
+    marks, enc = settings()
+    outputs: dict[int, bytes] = {}
+    for width, rendition in naive_renditions(data):
+        img = _naive_watermark(rendition, marks) if watermark.applies(width, marks) else rendition
         buf = io.BytesIO()
         img.convert("RGB").save(buf, "JPEG", quality=enc.jpeg_quality)
         outputs[width] = buf.getvalue()
@@ -152,8 +190,10 @@ def runner(impl: str, vips: Any) -> Callable[[bytes], dict[int, bytes]]:
         return run_ours
     if impl == STAGED:
         return lambda data: run_ours(data, staged=True)
-    if impl == PYVIPS:
-        return lambda data: run_pyvips(data, vips)
+    if impl == PER_RENDITION:
+        return lambda data: run_vips(vips_per_rendition(vips, data), vips)
+    if impl == CHAINED:
+        return lambda data: run_vips(vips_chained(vips, data), vips)
     if impl == NAIVE:
         return run_naive
     raise ValueError(f"unknown implementation {impl!r}")

@@ -1,7 +1,8 @@
 """Peak memory of one implementation on one source, in a fresh subprocess each.
 
-``peak_memory()`` starts ``python -m imgpipe_bench.imaging.memory --child IMPL CASE SOURCE [STAGING]``;
-the child runs ``child()`` and prints its figures as one JSON object.
+``peak_memory()`` starts ``python -m imgpipe_bench.imaging.memory --child IMPL FORMAT SOURCE [STAGING]``;
+the child runs ``child()`` and prints its figures as one JSON object. The child inherits the environment,
+``VIPS_CONCURRENCY`` included, and the CPU affinity of the measuring process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imgpipe_bench.imaging.cases import CASES_BY_NAME, OURS_STEPS, PYVIPS, Case, encode_source
+from imgpipe_bench.imaging.cases import OURS_STEPS, VIPS_IMPLEMENTATIONS, warm_up_source
 from imgpipe_bench.imaging.implementations import ours_resize_step, ours_watermark_step, pyvips_module, runner
 
 
@@ -45,20 +46,20 @@ def _memory_runner(impl: str, staging: Path) -> Callable[[bytes], object]:
         return lambda data: ours_resize_step(data, staging)
     if impl == OURS_STEPS[1]:
         return lambda data: ours_watermark_step(staging)
-    vips, why = pyvips_module() if impl == PYVIPS else (None, None)
+    vips, why = pyvips_module() if impl in VIPS_IMPLEMENTATIONS else (None, None)
     if why:
         raise RuntimeError(why)
     return runner(impl, vips)
 
 
-def child(impl: str, case_name: str, source: Path, staging: Path | None = None) -> dict[str, Any]:
+def child(impl: str, fmt: str, source: Path, staging: Path | None = None) -> dict[str, Any]:
     """Run one implementation (or one step of ours) once on ``source``, after a warm-up on a small
-    copy; peak added RSS in MiB. The source bytes are read before the measurement, for every
-    implementation. The watermark step reads the intermediates in ``staging``, which another
-    process wrote, as the resize function does in the pipeline."""
+    synthetic image in the same format (``fmt``, Pillow's name); peak added RSS in MiB. The source bytes
+    are read before the measurement, for every implementation. The watermark step reads the intermediates
+    in ``staging``, which another process wrote, as the resize function does in the pipeline."""
     with tempfile.TemporaryDirectory(prefix="imgpipe-warm-") as tmp:
         warm = Path(tmp)
-        small = encode_source(CASES_BY_NAME[case_name].scaled((640, 480)))
+        small = warm_up_source(fmt)
         if impl == OURS_STEPS[1]:
             ours_resize_step(small, warm)
         _memory_runner(impl, warm)(small)  # codecs, font, caches loaded
@@ -77,23 +78,24 @@ def child(impl: str, case_name: str, source: Path, staging: Path | None = None) 
     return {"peak_added_mb": round((peak - before) / 1024, 1), "method": method}
 
 
-def peak_memory(impl: str, case: Case, source: Path) -> dict[str, Any]:
-    """``child()``'s figures for ``impl`` on ``source``, from a fresh Python process."""
+def peak_memory(impl: str, fmt: str, source: Path) -> dict[str, Any]:
+    """``child()``'s figures for ``impl`` on ``source`` (in Pillow's format ``fmt``), from a fresh Python
+    process."""
     with tempfile.TemporaryDirectory(prefix="imgpipe-staging-") as staging:
-        command = [sys.executable, "-m", "imgpipe_bench.imaging.memory", "--child", impl, case.name, str(source)]
+        command = [sys.executable, "-m", "imgpipe_bench.imaging.memory", "--child", impl, fmt, str(source)]
         if impl == OURS_STEPS[1]:
             ours_resize_step(source.read_bytes(), Path(staging))  # in this process: the resize function's output
             command.append(staging)
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)  # noqa: S603
     if done.returncode != 0:
-        raise RuntimeError(f"memory run {case.name}/{impl} failed: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"memory run {impl} on {source.name} failed: {done.stderr.strip()[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
 def _child_main(argv: Sequence[str]) -> int:
-    impl, case_name, source, *staging = argv
-    print(json.dumps(child(impl, case_name, Path(source), Path(staging[0]) if staging else None)))
+    impl, fmt, source, *staging = argv
+    print(json.dumps(child(impl, fmt, Path(source), Path(staging[0]) if staging else None)))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The imaging figures as rich tables: time per source, then memory and quality, then the verdicts."""
+"""The imaging figures as rich tables: time per source, memory and quality, then the targets per case
+(real photographs first, synthetic after) and the verdict on each target."""
 
 from __future__ import annotations
 
@@ -9,128 +10,174 @@ from rich.markup import escape
 from rich.table import Table
 
 from imgpipe_bench.imaging.cases import (
-    MEMORY_RATIO_TARGET,
+    AT_LEAST,
+    CHAINED,
+    IMPLEMENTATIONS,
+    MEMORY_VS_NAIVE,
     NAIVE,
     OURS,
-    PSNR_MARGIN_DB,
-    PYVIPS,
+    PER_RENDITION,
+    PSNR_GAP,
     REFERENCE,
     STAGED,
-    TIME_RATIO_TARGET,
+    SYNTHETIC,
+    TARGETS,
+    TIME_VS_CHAINED,
+    TIME_VS_PER_RENDITION,
 )
-from imgpipe_bench.tables import mark, number
+from imgpipe_bench.tables import number
 
-_IMPLS = (OURS, STAGED, PYVIPS, NAIVE)
+_TIMED = (OURS, STAGED, PER_RENDITION, CHAINED, NAIVE)
+_TARGET_COLUMNS = {
+    TIME_VS_PER_RENDITION: "time ours / pyvips per rendition",
+    TIME_VS_CHAINED: "time ours / pyvips chained",
+    MEMORY_VS_NAIVE: "memory ours / naive",
+    PSNR_GAP: "PSNR gap ours, dB",
+}
 
 
-def _by_function(ours: dict[str, Any]) -> str:
-    parts = ours.get("peak_by_function_mb")
-    if not parts:
-        return number(ours.get("peak_added_mb"), ".1f")
-    return f"{ours['peak_added_mb']:.1f} ({parts['resize']:.1f} / {parts['watermark']:.1f})"
+def verdict(met: bool | None) -> str:
+    """A target's verdict in rich markup: met (green), not met (red), n/a when not measured."""
+    return "n/a" if met is None else ("[green]met[/]" if met else "[red]not met[/]")
+
+
+def _bound(key: str) -> str:
+    return f"{'>=' if key in AT_LEAST else '<='} {TARGETS[key]:g}"
+
+
+def _rows(table: Table, cases: list[dict[str, Any]], row: Any) -> Table:
+    """One row per case, with a section line between the real photographs and the synthetic cases."""
+    for n, case in enumerate(cases):
+        if n and case["kind"] == SYNTHETIC and cases[n - 1]["kind"] != SYNTHETIC:
+            table.add_section()
+        table.add_row(*row(case))
+    return table
+
+
+def _source(case: dict[str, Any]) -> str:
+    return f"{escape(case['label'])}\n{case['width']}x{case['height']}, {case['source_bytes']:,} B"
 
 
 def _time_table(cases: list[dict[str, Any]]) -> Table:
-    """Median wall (and CPU) ms and output bytes per implementation, and ours/pyvips against the target."""
-    times = Table(title="wall time per source, ms: median (CPU median); bytes of the three JPEGs")
-    times.add_column("case")
-    for column in (*_IMPLS, "ours/pyvips wall (cpu)", f"<= {TIME_RATIO_TARGET}"):
-        times.add_column(column, justify="right")
-    for case in cases:
-        found, ratios = case["impls"], case["ratios"]
+    """Median wall (CPU) ms and output bytes per implementation, and the staged bytes."""
+    table = Table(title="whole job per source: median wall ms (median CPU ms); bytes of the three JPEGs")
+    table.add_column("case")
+    for column in (*_TIMED, "staged (lossless) bytes"):
+        table.add_column(column, justify="right")
 
-        def cell(impl: str, found: dict[str, Any] = found) -> str:
+    def row(case: dict[str, Any]) -> list[str]:
+        found = case["impls"]
+
+        def cell(impl: str) -> str:
             if impl not in found:
                 return "-"
             f = found[impl]
             return f"{f['median_ms']:.0f} ({f['cpu_ms']:.0f})\n{f['bytes_out']:,} B"
 
-        times.add_row(
-            f"{case['label']}\n{case['width']}x{case['height']}, {case['source_bytes']:,} B",
-            *(cell(i) for i in _IMPLS),
-            f"{number(ratios['time_ours_vs_pyvips'], '.2f')} ({number(ratios['cpu_ours_vs_pyvips'], '.2f')})",
-            mark(case["targets_met"]["time"]),
-        )
-    return times
+        return [_source(case), *(cell(i) for i in _TIMED), f"{case['staged_bytes']:,} B"]
+
+    return _rows(table, cases, row)
 
 
-def _quality_table(cases: list[dict[str, Any]]) -> Table:
-    """Peak added RSS and PSNR per implementation, with the memory and quality verdicts."""
-    quality = Table(
-        title="peak added RSS, MiB (fresh subprocess each); PSNR, dB: 1024 px rendition, and the worst width"
+def _memory_quality_table(cases: list[dict[str, Any]]) -> Table:
+    """Peak added RSS per implementation (ours per function and summed) and the PSNR gaps."""
+    table = Table(
+        title="peak added RSS of the whole job, MiB (fresh process each; ours: larger function, resize / watermark, "
+        "sum); PSNR gap to the reference pipeline, dB, worst width"
     )
-    quality.add_column("case")
+    table.add_column("case")
     for column in (
-        f"RSS {OURS} (resize / watermark)",
-        f"RSS {PYVIPS}",
-        f"RSS {NAIVE}",
-        "ours/naive",
-        f"<= {MEMORY_RATIO_TARGET}",
-        "px ours",
-        "px pyvips",
-        "jpeg ours",
-        "jpeg pyvips",
-        "jpeg ref",
-        "worst: width, ours - ref",
-        f"ours >= ref - {PSNR_MARGIN_DB}",
+        f"RSS {OURS}",
+        *(f"RSS {i}" for i in IMPLEMENTATIONS[1:]),
+        "ours sum / naive",
+        f"gap {OURS}",
+        f"gap {PER_RENDITION}",
+        f"gap {CHAINED}",
+        "PSNR by width: ours / ref",
     ):
-        quality.add_column(column, justify="right")
-    for case in cases:
-        found, ratios, met = case["impls"], case["ratios"], case["targets_met"]
+        table.add_column(column, justify="right")
 
-        def field(impl: str, key: str, fmt: str, found: dict[str, Any] = found) -> str:
-            return number(found.get(impl, {}).get(key), fmt)
-
-        quality.add_row(
-            case["case"],
-            _by_function(found.get(OURS, {})),
-            *(field(i, "peak_added_mb", ".1f") for i in (PYVIPS, NAIVE)),
-            number(ratios["memory_ours_vs_naive"], ".2f"),
-            mark(met["memory"]),
-            field(OURS, "psnr_db", ".2f"),
-            field(PYVIPS, "psnr_db", ".2f"),
-            field(OURS, "psnr_jpeg_db", ".2f"),
-            field(PYVIPS, "psnr_jpeg_db", ".2f"),
-            number(case.get(REFERENCE, {}).get("psnr_jpeg_db"), ".2f"),
-            f"{number(ratios['psnr_jpeg_worst_width'], 'd')}: "
-            f"{number(ratios['psnr_jpeg_ours_minus_reference_db'], '+.2f')}",
-            mark(met["psnr"]),
+    def row(case: dict[str, Any]) -> list[str]:
+        found, ratios = case["impls"], case["ratios"]
+        ours = found.get(OURS, {})
+        parts = ours.get("peak_by_function_mb")
+        rss = number(ours.get("peak_added_mb"), ".1f")
+        if parts:
+            rss += f"\n({parts['resize']:.1f} / {parts['watermark']:.1f}, {ours['peak_sum_mb']:.1f})"
+        ref = case.get(REFERENCE, {}).get("psnr_jpeg_by_width_db", {})
+        by_width = ", ".join(
+            f"{w}: {v:.2f} / {ref[w]:.2f}" for w, v in ours.get("psnr_jpeg_by_width_db", {}).items() if w in ref
         )
-    return quality
+
+        def gap(impl: str) -> str:
+            f = found.get(impl, {})
+            return f"{number(f.get('psnr_worst_gap_db'), '+.2f')} ({number(f.get('psnr_worst_gap_width'), 'd')})"
+
+        return [
+            escape(case["case"]),
+            rss,
+            *(number(found.get(i, {}).get("peak_added_mb"), ".1f") for i in IMPLEMENTATIONS[1:]),
+            number(ratios["memory_ours_sum_vs_naive"], ".2f"),
+            *(gap(i) for i in (OURS, PER_RENDITION, CHAINED)),
+            by_width or "-",
+        ]
+
+    return _rows(table, cases, row)
+
+
+def _targets_table(cases: list[dict[str, Any]]) -> Table:
+    """The four targets per case: the figure (its name in --json) and met / not met."""
+    table = Table(title="targets per case (ratios of figures measured side by side in this run)")
+    table.add_column("case")
+    for key, name in _TARGET_COLUMNS.items():
+        table.add_column(f"{name}\n{key} {_bound(key)}", justify="right")
+
+    def row(case: dict[str, Any]) -> list[str]:
+        ratios, met = case["ratios"], case["targets_met"]
+        fmt = {PSNR_GAP: "+.2f"}
+        return [
+            escape(case["case"]),
+            *(f"{number(ratios[key], fmt.get(key, '.2f'))} {verdict(met[key])}" for key in _TARGET_COLUMNS),
+        ]
+
+    return _rows(table, cases, row)
 
 
 def _verdicts(figures: dict[str, Any], console: Console) -> None:
     """For each target, the cases that meet it, miss it, or were not measured for it."""
-    for key, verdict in figures.get("summary", {}).items():
+    for key, found in figures.get("summary", {}).items():
         parts = []
-        if verdict["met"]:
-            parts.append(f"[green]met[/] for {', '.join(verdict['met'])}")
-        if verdict["not_met"]:
-            parts.append(f"[red]not met[/] for {', '.join(verdict['not_met'])}")
-        if verdict["not_measured"]:
-            parts.append(f"not measured for {', '.join(verdict['not_measured'])}")
-        console.print(f"target {key}: " + "; ".join(parts))
+        if found["met"]:
+            parts.append(f"[green]met[/] for {escape(', '.join(found['met']))}")
+        if found["not_met"]:
+            parts.append(f"[red]not met[/] for {escape(', '.join(found['not_met']))}")
+        if found["not_measured"]:
+            parts.append(f"not measured for {escape(', '.join(found['not_measured']))}")
+        console.print(f"target {key} {_bound(key)}: " + "; ".join(parts))
 
 
 def render(figures: dict[str, Any], console: Console) -> None:
-    """Print the figures as two tables and the verdict on each target."""
-    v = figures["versions"]
-    cpus = figures["settings"].get("cpu_affinity")
+    """Print how the figures were made, the three tables and the verdict on each target."""
+    v, s = figures["versions"], figures["settings"]
     console.print(
         f"Python {v['python']}, Pillow {v['pillow']}, pyvips {v['pyvips'] or '-'} (libvips {v['libvips'] or '-'}); "
-        f"{figures['settings']['repeats']} interleaved repetitions per case, "
-        + (f"pinned to CPU {cpus[0]}" if cpus else "not pinned")
+        f"{s['repeats']} interleaved repetitions per case; {s['pinning']}"
     )
+    console.print(escape(f"{s['threads']} (libvips reports {s.get('vips_concurrency')})"))
+    console.print(escape(s["cpu_time"]))
+    console.print(escape(figures["photos"]["note"]))
     for impl, why in figures["skipped"].items():
         console.print(f"[yellow]{escape(impl)} skipped:[/] {escape(why)}")
-    console.print(_time_table(figures["cases"]))
-    console.print(_quality_table(figures["cases"]))
-    methods = {c["memory_method"] for c in figures["cases"] if "memory_method" in c}
+    cases = figures["cases"]
+    console.print(_time_table(cases))
+    console.print(_memory_quality_table(cases))
+    methods = {c["memory_method"] for c in cases if "memory_method" in c}
     console.print(f"memory: {', '.join(sorted(methods)) or 'not measured'}")
     console.print(
-        "px: the rendition's pixels; jpeg: the rendition as JPEG q85 without watermark; both against a "
-        "full-decode LANCZOS resize (jpeg ref: that reference's own JPEG q85)"
+        "PSNR gap: the rendition as JPEG (no watermark), decoded, against a float LANCZOS resize of the full "
+        "decode (mode F per channel), minus the same for that reference's own JPEG; ours judged on its worst width"
     )
+    console.print(_targets_table(cases))
     _verdicts(figures, console)
     if figures.get("plot"):
         console.print(f"plot: {figures['plot']}")
