@@ -14,7 +14,8 @@ import argparse
 import json
 import logging
 import warnings
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from rich.console import Console
 from rich.table import Table
@@ -28,13 +29,41 @@ DESCRIPTION: Final = (
 )
 
 
-def table(figures: dict[str, float]) -> Table:
+#: Throughput against what the cores could give the handlers alone: at least this share of
+#: cores / (the Lambda workers' CPU seconds per image).
+TARGET_VS_IDEAL: Final = 0.8
+
+
+def judged(figures: dict[str, float]) -> dict[str, Any]:
+    """``measure_throughput()``'s figures with the ideal rate (every core busy in the handlers' work, the
+    local cloud costing nothing), the measured rate against it, the CPU utilisation, and the verdict."""
+    ideal = figures["cores"] * figures["images"] / figures["worker_cpu_s"]
+    busy = (figures["worker_cpu_s"] + figures["cloud_cpu_s"]) / (figures["seconds"] * figures["cores"])
+    ratio = figures["images_per_s"] / ideal
+    return {
+        **figures,
+        "ideal_images_per_s": ideal,
+        "throughput_vs_ideal": ratio,
+        "target_vs_ideal": TARGET_VS_IDEAL,
+        "cpu_utilisation": busy,
+        "met": ratio >= TARGET_VS_IDEAL,
+    }
+
+
+def table(figures: Mapping[str, Any]) -> Table:
     """``measure_throughput()``'s figures (with the photos' ``width`` and ``height``) as a table."""
     images = int(figures["images"])
     out = Table(title=f"pipeline throughput: {images} photos of {figures['width']:.0f}x{figures['height']:.0f} at once")
     out.add_column("figure")
     out.add_column("value", justify="right")
     out.add_row("images/s", f"{figures['images_per_s']:.2f}")
+    out.add_row("ideal images/s: cores / the workers' CPU per image", f"{figures['ideal_images_per_s']:.2f}")
+    verdict = "met" if figures["met"] else "not met"
+    out.add_row(
+        f"against the ideal (target >= {figures['target_vs_ideal']:.1f})",
+        f"{figures['throughput_vs_ideal']:.2f} {verdict}",
+    )
+    out.add_row("CPU utilisation (workers + local cloud)", f"{figures['cpu_utilisation']:.0%}")
     out.add_row("first upload → last success (s)", f"{figures['seconds']:.1f}")
     out.add_row("upload → success p50 (s)", f"{figures['p50_s']:.1f}")
     out.add_row("upload → success p95 (s)", f"{figures['p95_s']:.1f}", end_section=True)
@@ -69,7 +98,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     # The local cloud's own chatter (moto's notes on the template) is not part of the figures.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", "Tried to parse AWS", UserWarning)
-    figures = measure_throughput(args.images, args.size)
+    figures = judged(measure_throughput(args.images, args.size))
     figures.update(width=float(args.size[0]), height=float(args.size[1]))
     if args.json:
         print(json.dumps(figures))

@@ -185,9 +185,18 @@ def test_throughput_table_shows_where_the_time_went() -> None:
         "idle_cpu_s": 2.0,
         "invocation_errors": 0.0,
     }
+    judged = throughput.judged(figures)
+    # 2 cores, 0.5 s of the workers' CPU per image: 4 images/s at best; 1 image/s is a quarter of it.
+    assert judged["ideal_images_per_s"] == pytest.approx(4.0)
+    assert judged["throughput_vs_ideal"] == pytest.approx(0.25)
+    assert judged["cpu_utilisation"] == pytest.approx(0.5)
+    assert not judged["met"]
+    assert throughput.judged({**figures, "images_per_s": 3.2})["met"]
     console = Console(file=io.StringIO(), width=200)
-    console.print(throughput.table(figures))
+    console.print(throughput.table(judged))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "pipeline throughput: 2 photos of 800x600 at once" in text
     assert "0.6 (300 ms/image)" in text
     assert "1.0 (25% of 2 cores)" in text
+    assert "0.25 not met" in text
+    assert "CPU utilisation (workers + local cloud)" in text

@@ -278,7 +278,7 @@ def _decode_pixels(img: Image.Image, data: bytes, target_width: int, orientation
             pixels = codecs.jpeg_scaled(data, img.mode == "L", want_w, want_h)
         if pixels is None:
             img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else None, (want_w, want_h))
-    elif fmt == "PNG" and _spng_decodes(img, data):
+    elif fmt == "PNG" and spng_decodes(img, data):
         pixels = codecs.png(data, img.mode)
     elif fmt == "WEBP" and img.mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
         pixels = codecs.webp(data)
@@ -305,7 +305,7 @@ def _image(pixels: codecs.Pixels, mode: str) -> Image.Image:
     return Image.frombuffer(raw, (width, height), pixels, "raw", raw, 0, 1)
 
 
-def _spng_decodes(img: Image.Image, data: bytes) -> bool:
+def spng_decodes(img: Image.Image, data: bytes) -> bool:
     """Whether libspng decodes this PNG to the samples and verdict Pillow would give.
 
     Not for palette, 1-, 2-, 4- or 16-bit PNGs (the raw mode names the depth: "RGB;16B"), nor

@@ -1,11 +1,11 @@
-"""Renditions by libvips: Lanczos-3 resizes chained from the largest, premultiplied alpha, and JPEGs
-decoded by libvips itself, streaming from the compressed bytes.
+"""Renditions by libvips: Lanczos-3 resizes chained from the largest, premultiplied alpha, and the
+common sources decoded by libvips itself, streaming from the compressed bytes.
 
-A JPEG in colour or grey (most uploads) never becomes a whole image in memory: libvips decodes it at
-the same power-of-two DCT reduction ``imaging.decode`` would choose and resizes it to the largest
-rendition as its rows arrive (a 12 MP JPEG: about a quarter of the memory, two thirds of the CPU).
-Every other image is decoded by ``imaging.decode`` (Pillow and the decoders of ``codecs``, which
-normalise the colour modes libvips would not) and handed to libvips to resize.
+A colour or grey JPEG, an 8-bit PNG or a still WebP (most uploads) never becomes a whole image in
+memory: libvips decodes it (a JPEG at the power-of-two DCT reduction ``imaging.decode`` would choose)
+and resizes it to the largest rendition as its rows arrive (a 12 MP JPEG: about half the memory of a
+whole decode). Every other image is decoded by ``imaging.decode`` (Pillow, pillow-heif and the
+decoders of ``codecs``, which normalise the colour modes libvips would not) and handed to libvips.
 """
 
 from __future__ import annotations
@@ -63,29 +63,50 @@ def from_source(img: Image.Image, data: bytes, widths: Sequence[int]) -> tuple[I
     ``imaging.plan_widths`` on its upright width), largest first, and the ICC profile they carry.
 
     The source is decoded once, as ``imaging.decode`` decodes it (orientation applied, colours
-    normalised), by libvips for a colour or grey JPEG, else by ``imaging.decode`` itself.
+    normalised): by libvips itself where ``imaging.decode``'s fast decoders would decode it (a colour
+    or grey JPEG, an 8-bit PNG, a still WebP), else by ``imaging.decode``.
     """
-    if img.format in ("JPEG", "MPO") and img.mode in ("RGB", "L"):
-        imaging.check_jpeg_scans(data)
-        orientation = imaging.exif_orientation(img)
-        made = _jpeg(data, img.size, img.mode, orientation, widths)
+    load = _loader(img, data, widths)
+    if load is not None:
+        made = _streamed(load, img.mode, imaging.exif_orientation(img), widths)
         if made is not None:
             return made, imaging.usable_icc(img.info.get("icc_profile") or None, img.mode)
     decoded, icc = imaging.decode(img, widths[0], data)
     return chain(decoded, widths), icc
 
 
-def _jpeg(
-    data: bytes, stored: tuple[int, int], mode: str, orientation: int, widths: Sequence[int]
+def _loader(img: Image.Image, data: bytes, widths: Sequence[int]) -> Callable[[], Any] | None:
+    """How libvips loads this source itself, reading it sequentially; None where ``imaging.decode`` decodes it.
+
+    The same sources ``imaging.decode`` hands to the decoders of ``codecs`` (libjpeg-turbo, libspng,
+    libwebp, the libraries libvips loads them with), so both paths give the same samples; a JPEG at the
+    DCT reduction ``imaging.decode`` chooses.
+    """
+    fmt, mode = img.format, img.mode
+    if fmt in ("JPEG", "MPO") and mode in ("RGB", "L"):
+        imaging.check_jpeg_scans(data)
+        shrink = imaging.dct_shrink(img.size, widths[0], imaging.exif_orientation(img))
+        return lambda: vips().Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="none")
+    if fmt == "PNG" and "transparency" not in img.info and imaging.spng_decodes(img, data):
+        return lambda: vips().Image.pngload_buffer(data, access="sequential", fail_on="none")
+    if fmt == "WEBP" and mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
+        return lambda: vips().Image.webpload_buffer(data, access="sequential", fail_on="none")
+    return None
+
+
+def _streamed(
+    load: Callable[[], Any], mode: str, orientation: int, widths: Sequence[int]
 ) -> Iterator[Rendition] | None:
-    """The renditions of a JPEG decoded by libvips, the largest made already (the whole decode happens
-    while it is made); None where libvips refuses the data, which Pillow then decodes, its verdict
-    standing (libvips fails on some of what libjpeg only warns about, such as a bogus progression)."""
-    shrink = imaging.dct_shrink(stored, widths[0], orientation)
+    """The renditions of a source libvips loads, the largest made already (the whole decode happens while
+    it is made); None where libvips refuses the data or reads it otherwise than Pillow (other bands), which
+    ``imaging.decode`` then decodes, its verdict standing (libvips fails on some of what libjpeg only warns
+    about, such as a bogus progression)."""
     # Sequential: the rows are resized as they are decoded. The renditions are made in the stored
     # orientation and each is turned upright once made, so no whole decode is ever held.
     try:
-        image = vips().Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="none")
+        image = load()
+        if image.bands != _BANDS[mode] or image.format != "uchar":
+            return None
         made = _chained(image, mode, widths, orientation)
         largest = next(made)
     except vips().Error:
