@@ -41,12 +41,10 @@ def refused_by_libvips(img: Image.Image, data: bytes, widths: list[int]) -> bool
         ("PNG", "LA", {}),
         ("PNG", "RGB", {}),
         ("PNG", "RGBA", {}),
-        ("WEBP", "RGB", {"quality": 90}),
-        ("WEBP", "RGBA", {"lossless": True}),
     ],
 )
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
-def test_a_png_or_webp_decoded_by_libvips_matches_the_decode_path(
+def test_a_png_decoded_by_libvips_matches_the_decode_path(
     fmt: str, mode: str, params: dict[str, object], orientation: int
 ) -> None:
     source = images.in_mode(mode, (600, 400))
@@ -73,6 +71,7 @@ def test_a_png_or_webp_decoded_by_libvips_matches_the_decode_path(
         ("CMYK JPEG", lambda: images.encode(images.photo((64, 48)).convert("CMYK"), "JPEG")),
         ("GIF", lambda: images.encode(images.photo((64, 48)), "GIF")),
         ("TIFF", lambda: images.encode(images.photo((64, 48)), "TIFF")),
+        ("WebP", lambda: images.encode(images.photo((64, 48)), "WEBP", quality=90)),
     ],
 )
 def test_other_sources_are_left_to_imaging_decode(what: str, make: Callable[[], bytes]) -> None:

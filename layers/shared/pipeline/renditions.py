@@ -1,11 +1,11 @@
 """Renditions by libvips: Lanczos-3 resizes chained from the largest, premultiplied alpha, and the
 common sources decoded by libvips itself, streaming from the compressed bytes.
 
-A colour or grey JPEG, an 8-bit PNG or a still WebP (most uploads) never becomes a whole image in
-memory: libvips decodes it (a JPEG at the power-of-two DCT reduction ``imaging.decode`` would choose)
-and resizes it to the largest rendition as its rows arrive (a 12 MP JPEG: about half the memory of a
-whole decode). Every other image is decoded by ``imaging.decode`` (Pillow, pillow-heif and the
-decoders of ``codecs``, which normalise the colour modes libvips would not) and handed to libvips.
+A colour or grey JPEG or an 8-bit PNG (most uploads) never becomes a whole image in memory: libvips
+decodes it (a JPEG at the power-of-two DCT reduction ``imaging.decode`` would choose) and resizes it
+to the largest rendition as its rows arrive (a 12 MP JPEG: about half the memory of a whole decode).
+Every other image is decoded by ``imaging.decode`` (Pillow, pillow-heif and the decoders of
+``codecs``, which normalise the colour modes libvips would not) and handed to libvips.
 """
 
 from __future__ import annotations
@@ -63,8 +63,7 @@ def from_source(img: Image.Image, data: bytes, widths: Sequence[int]) -> tuple[I
     ``imaging.plan_widths`` on its upright width), largest first, and the ICC profile they carry.
 
     The source is decoded once, as ``imaging.decode`` decodes it (orientation applied, colours
-    normalised): by libvips itself where ``imaging.decode``'s fast decoders would decode it (a colour
-    or grey JPEG, an 8-bit PNG, a still WebP), else by ``imaging.decode``.
+    normalised): by libvips itself for a colour or grey JPEG and an 8-bit PNG, else by ``imaging.decode``.
     """
     load = _loader(img, data, widths)
     if load is not None:
@@ -78,9 +77,10 @@ def from_source(img: Image.Image, data: bytes, widths: Sequence[int]) -> tuple[I
 def _loader(img: Image.Image, data: bytes, widths: Sequence[int]) -> Callable[[], Any] | None:
     """How libvips loads this source itself, reading it sequentially; None where ``imaging.decode`` decodes it.
 
-    The same sources ``imaging.decode`` hands to the decoders of ``codecs`` (libjpeg-turbo, libspng,
-    libwebp, the libraries libvips loads them with), so both paths give the same samples; a JPEG at the
-    DCT reduction ``imaging.decode`` chooses.
+    The JPEGs and PNGs ``imaging.decode`` hands to the decoders of ``codecs`` (libjpeg-turbo and libspng,
+    the libraries libvips loads them with), so both paths give the same samples; a JPEG at the DCT
+    reduction ``imaging.decode`` chooses. Not WebP: libwebp decodes a whole image before libvips sees a
+    row, and a 12 MP WebP took a third longer through libvips than through ``codecs.webp``.
     """
     fmt, mode = img.format, img.mode
     if fmt in ("JPEG", "MPO") and mode in ("RGB", "L"):
@@ -89,8 +89,6 @@ def _loader(img: Image.Image, data: bytes, widths: Sequence[int]) -> Callable[[]
         return lambda: vips().Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="none")
     if fmt == "PNG" and "transparency" not in img.info and imaging.spng_decodes(img, data):
         return lambda: vips().Image.pngload_buffer(data, access="sequential", fail_on="none")
-    if fmt == "WEBP" and mode in ("RGB", "RGBA") and getattr(img, "n_frames", 1) == 1:
-        return lambda: vips().Image.webpload_buffer(data, access="sequential", fail_on="none")
     return None
 
 
