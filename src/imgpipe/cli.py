@@ -243,13 +243,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_arguments(p)
     p.set_defaults(func=_measurement(bench.run))
     parts = p.add_subparsers(dest="part", metavar="[PART]", title="one measurement on its own (its options after it)")
-    for name, part in (
-        ("imaging", imaging),
-        ("load", load),
-        ("local", local_cloud),
-        ("staging", staging),
-        ("throughput", throughput),
-    ):
+    measured = {"imaging": imaging, "load": load, "local": local_cloud, "staging": staging, "throughput": throughput}
+    for name, part in measured.items():
         q = parts.add_parser(name, help=part.HELP, description=part.DESCRIPTION)
         part.add_arguments(q)
         q.set_defaults(func=_measurement(part.run))

@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,32 +83,6 @@ def run_all(
     return figures
 
 
-def cold_start_table(cold_start: Mapping[str, Mapping[str, Any]]) -> Table:
-    """``coldstart.measure()``'s figures, one row per function: floor, ours, difference, target, verdict."""
-    repeats = next(iter(cold_start.values()), {}).get("repeats", 0)
-    table = Table(
-        title=f"cold start: import + init, packaged code with .pyc, CPU ms, medians of {repeats} fresh processes "
-        "per function and per floor, interleaved"
-    )
-    for column in ("function", "floor", "ours", "difference", "target", "met", "floor on botocore's own data"):
-        table.add_column(column, justify="left" if column == "function" else "right")
-    for name, f in cold_start.items():
-        ours = f"{f['ours_ms']:.0f}"
-        if f["libvips_ms"] is not None:
-            ours += f" ({f['init_ms']:.0f} init + {f['libvips_ms']:.0f} libvips {f['libvips']})"
-        pixel = f["libvips_ms"] is not None
-        table.add_row(
-            name,
-            f"{f['floor_ms']:.0f}",
-            ours,
-            f"{f['difference_ms']:+.0f}",
-            f"<= {f['target_ms']:.0f} ({'libvips included' if pixel else 'floor + 25'})",
-            mark(f["met"]),
-            f"{f['floor_botocore_data_ms']:.0f}",
-        )
-    return table
-
-
 def _local_cloud_table(figures: dict[str, Any]) -> Table:
     """Orchestration overhead and throughput against their targets (rows only for what was measured)."""
     local = Table(title=f"local cloud ({figures['machine']['cores']} cores)")
@@ -149,6 +123,8 @@ def render_all(figures: dict[str, Any], console: Console) -> None:
 
         render(figures["imaging"], console)
     if "cold_start" in figures:
+        from imgpipe_bench.coldstart_table import cold_start_table
+
         console.print(cold_start_table(figures["cold_start"]))
     local = _local_cloud_table(figures)
     if local.row_count:

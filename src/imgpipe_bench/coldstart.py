@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(measured, indent=1))
     else:
-        from imgpipe_bench.bench import cold_start_table
+        from imgpipe_bench.coldstart_table import cold_start_table
 
         Console(width=1 << 12).print(cold_start_table(measured))
     return 0

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from imgpipe_bench import coldstart, coldstart_floor
-from imgpipe_bench.bench import cold_start_table
 from imgpipe_bench.coldstart_floor import Client, Floor
+from imgpipe_bench.coldstart_table import cold_start_table
 
 FUNCTIONS = coldstart.functions()
 GLUE = sorted(set(FUNCTIONS) - coldstart.PIXEL_FUNCTIONS)
