@@ -3,6 +3,9 @@ result is the renditions ``imaging.decode`` and ``renditions.chain`` make, which
 
 from __future__ import annotations
 
+import random
+import struct
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -146,6 +149,20 @@ def test_a_jpeg_neither_libvips_nor_pillow_decodes_is_a_corrupt_image() -> None:
         assert refused_by_libvips(img, data, [150]), "libvips refuses it"
         with pytest.raises(CorruptImage, match="the JPEG data cannot be decoded"):
             renditions.from_source(img, data, [150])
+
+
+def test_a_png_whose_pixels_are_not_zlib_is_a_corrupt_image() -> None:
+    """Header, checksums and trailer valid, the compressed pixels noise: refused, never filled in."""
+    ihdr = struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0)
+    idat = random.Random(7).randbytes(600)
+    data = b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in ((b"IHDR", ihdr), (b"IDAT", idat), (b"IEND", b""))
+    )
+    with imaging.open_image(data, MAX_PIXELS) as img:
+        assert refused_by_libvips(img, data, [32])
+        with pytest.raises(CorruptImage):
+            renditions.from_source(img, data, [32])
 
 
 def test_a_jpeg_libvips_refuses_and_pillow_reads_is_decoded_by_pillow() -> None:

@@ -77,18 +77,20 @@ def from_source(img: Image.Image, data: bytes, widths: Sequence[int]) -> tuple[I
 def _loader(img: Image.Image, data: bytes, widths: Sequence[int]) -> Callable[[], Any] | None:
     """How libvips loads this source itself, reading it sequentially; None where ``imaging.decode`` decodes it.
 
-    The JPEGs and PNGs ``imaging.decode`` hands to the decoders of ``codecs`` (libjpeg-turbo and libspng,
-    the libraries libvips loads them with), so both paths give the same samples; a JPEG at the DCT
-    reduction ``imaging.decode`` chooses. Not WebP: libwebp decodes a whole image before libvips sees a
+    The JPEGs and PNGs ``imaging.decode`` hands to the decoders of ``codecs`` (libjpeg-turbo, and libpng
+    where ``codecs`` has libspng: the same samples), a JPEG at the DCT reduction ``imaging.decode``
+    chooses. libvips fails on the decoders' errors (``fail_on="error"``; a corrupt zlib stream in a PNG,
+    which it would otherwise fill in), and ``imaging.decode`` then gives its verdict; libjpeg's warnings
+    (corrupt data it decodes past, as Pillow does) pass. Not WebP: libwebp decodes a whole image before libvips sees a
     row, and a 12 MP WebP took a third longer through libvips than through ``codecs.webp``.
     """
     fmt, mode = img.format, img.mode
     if fmt in ("JPEG", "MPO") and mode in ("RGB", "L"):
         imaging.check_jpeg_scans(data)
         shrink = imaging.dct_shrink(img.size, widths[0], imaging.exif_orientation(img))
-        return lambda: vips().Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="none")
+        return lambda: vips().Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="error")
     if fmt == "PNG" and "transparency" not in img.info and imaging.spng_decodes(img, data):
-        return lambda: vips().Image.pngload_buffer(data, access="sequential", fail_on="none")
+        return lambda: vips().Image.pngload_buffer(data, access="sequential", fail_on="error")
     return None
 
 
