@@ -12,11 +12,21 @@ from types import ModuleType
 from typing import Any
 
 from localcloud import patching
-from localcloud.services import cloudformation, eventbridge, s3, server
+from localcloud.services import cloudformation, eventbridge, s3, s3_cors, s3_post, server
 from localcloud.services.lambda_ import service as lambda_service
 from localcloud.services.stepfunctions import executions, interpreter
 
-SERVICES: tuple[ModuleType, ...] = (server, cloudformation, s3, eventbridge, executions, interpreter, lambda_service)
+SERVICES: tuple[ModuleType, ...] = (
+    server,
+    cloudformation,
+    s3,
+    s3_post,
+    s3_cors,
+    eventbridge,
+    executions,
+    interpreter,
+    lambda_service,
+)
 
 _lock = threading.Lock()
 

@@ -15,6 +15,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule
+from moto.moto_server import werkzeug_app
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import notifications as s3_notifications
 from moto.s3.models import FakeBucket, S3Backend
@@ -67,6 +68,12 @@ def _patched_attributes() -> dict[str, Any]:
         "S3Backend.put_object": vars(S3Backend)["put_object"],
         "S3Backend.delete_object": vars(S3Backend)["delete_object"],
         "S3Backend.complete_multipart_upload": vars(S3Backend)["complete_multipart_upload"],
+        "S3Response.setup_class": vars(S3Response)["setup_class"],
+        "S3Response.bucket_response": vars(S3Response)["bucket_response"],
+        "S3Response._bucket_response_post": vars(S3Response)["_bucket_response_post"],
+        "S3Response.key_response": vars(S3Response)["key_response"],
+        "S3Response._response_options": vars(S3Response)["_response_options"],
+        "werkzeug_app.CORS": vars(werkzeug_app)["CORS"],
     }
 
 

@@ -1,6 +1,6 @@
 """S3: buckets from CloudFormation, conditional writes, and the events S3 sends to EventBridge.
 
-Patches: ``cfn_bucket_eventbridge``, ``cfn_bucket_versioning``, ``s3_eventbridge_event_shape``,
+Patches: ``cfn_bucket_eventbridge``, ``cfn_bucket_versioning``, ``cfn_bucket_cors``, ``s3_eventbridge_event_shape``,
 ``s3_conditional_writes_atomic``, ``s3_delete_if_match_any``, ``s3_multipart_one_created_event``,
 ``s3_versioned_deletion_event``.
 """
@@ -23,7 +23,7 @@ from werkzeug.datastructures import Headers
 from localcloud.patching import Patch, original
 from localcloud.services import eventbridge
 
-# -- cfn_bucket_eventbridge, cfn_bucket_versioning ------------------------------------------------------
+# -- cfn_bucket_eventbridge, cfn_bucket_versioning, cfn_bucket_cors ----------------------------------------
 
 
 def _bucket_from_cfn(
@@ -35,8 +35,9 @@ def _bucket_from_cfn(
     region_name: str,
     **kwargs: Any,
 ) -> FakeBucket:
-    """moto 5.2.5 ignores a bucket's NotificationConfiguration and its VersioningConfiguration in
-    CloudFormation (the bucket is created unversioned, without EventBridge notifications)."""
+    """moto 5.2.5 ignores a bucket's NotificationConfiguration, VersioningConfiguration and
+    CorsConfiguration in CloudFormation (the bucket is created unversioned, without EventBridge
+    notifications, without CORS rules)."""
     create = original(FakeBucket, "create_from_cloudformation_json").__func__
     bucket: FakeBucket = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
     properties = cloudformation_json.get("Properties", {})
@@ -46,7 +47,26 @@ def _bucket_from_cfn(
     status = properties.get("VersioningConfiguration", {}).get("Status")
     if status in ("Enabled", "Suspended"):
         bucket.versioning_status = status
+    rules = properties.get("CorsConfiguration", {}).get("CorsRules")
+    if rules:
+        bucket.set_cors([_cors_rule(rule) for rule in rules])
     return bucket
+
+
+def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation CorsRule (AllowedOrigins, ...) as the S3 API's CORSRule (AllowedOrigin, ...)."""
+    converted: dict[str, Any] = {
+        "AllowedMethod": list(rule["AllowedMethods"]),
+        "AllowedOrigin": list(rule["AllowedOrigins"]),
+    }
+    for plural, singular in (("AllowedHeaders", "AllowedHeader"), ("ExposedHeaders", "ExposeHeader")):
+        if rule.get(plural):
+            converted[singular] = list(rule[plural])
+    if "MaxAge" in rule:
+        converted["MaxAgeSeconds"] = str(rule["MaxAge"])
+    if "Id" in rule:
+        converted["ID"] = str(rule["Id"])
+    return converted
 
 
 # -- s3_eventbridge_event_shape -----------------------------------------------------------------------------
@@ -260,7 +280,7 @@ _ATOMIC = "s3_conditional_writes_atomic"
 
 PATCHES = (
     Patch(
-        ("cfn_bucket_eventbridge", "cfn_bucket_versioning"),
+        ("cfn_bucket_eventbridge", "cfn_bucket_versioning", "cfn_bucket_cors"),
         FakeBucket,
         "create_from_cloudformation_json",
         classmethod(_bucket_from_cfn),

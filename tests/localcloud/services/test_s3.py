@@ -131,6 +131,42 @@ def test_patched_cfn_bucket_versioning(patched: Clients) -> None:
     assert c.s3.get_object(Bucket="cfn-versioned", Key="a.jpg", VersionId=first)["Body"].read() == b"a"
 
 
+def _cors_bucket_resource(name: str) -> dict[str, Any]:
+    rule = {
+        "AllowedOrigins": ["https://app.example"],
+        "AllowedMethods": ["POST"],
+        "AllowedHeaders": ["*"],
+        "MaxAge": 600,
+    }
+    return {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": name, "CorsConfiguration": {"CorsRules": [rule]}}}
+
+
+def test_gap_cfn_bucket_cors(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap:
+    drop patch cfn_bucket_cors from localcloud.services.s3."""
+    c = unpatched
+    deploy_stack(c, {"Bucket": _cors_bucket_resource("cfn-cors")})
+    with pytest.raises(ClientError, match="NoSuchCORSConfiguration"):
+        c.s3.get_bucket_cors(Bucket="cfn-cors")
+
+
+def test_patched_cfn_bucket_cors(patched: Clients) -> None:
+    c = patched
+    deploy_stack(
+        c, {"Bucket": _cors_bucket_resource("cfn-cors"), "Plain": _versioned_bucket_resource("cfn-plain", None)}
+    )
+    assert c.s3.get_bucket_cors(Bucket="cfn-cors")["CORSRules"] == [
+        {
+            "AllowedOrigins": ["https://app.example"],
+            "AllowedMethods": ["POST"],
+            "AllowedHeaders": ["*"],
+            "MaxAgeSeconds": 600,
+        }
+    ]
+    with pytest.raises(ClientError, match="NoSuchCORSConfiguration"):
+        c.s3.get_bucket_cors(Bucket="cfn-plain")
+
+
 def test_gap_s3_eventbridge_event_shape(unpatched: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
     """If this fails, moto fixed the gap:
     drop patch s3_eventbridge_event_shape from localcloud.services.s3."""
