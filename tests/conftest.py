@@ -81,6 +81,7 @@ class Cloud:
     queue_url: str
     s3: Any
     sqs: Any
+    dynamodb: Any
 
     @property
     def source_bucket(self) -> str:
@@ -150,17 +151,23 @@ def cloud(template: dict[str, Any]) -> Iterator[Cloud]:
                 refs[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]
             elif resource["Type"] == "AWS::DynamoDB::Table":
                 table = resource["Properties"]
+                indexes = (
+                    {"GlobalSecondaryIndexes": table["GlobalSecondaryIndexes"]}
+                    if "GlobalSecondaryIndexes" in table
+                    else {}
+                )
                 dynamodb.create_table(
                     TableName=logical_id,
                     KeySchema=table["KeySchema"],
                     AttributeDefinitions=table["AttributeDefinitions"],
                     BillingMode=table["BillingMode"],
+                    **indexes,
                 )
                 refs[logical_id] = logical_id
         queue_url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=refs["Topic"], Protocol="sqs", Endpoint=queue_arn)
-        yield Cloud(template=template, refs=refs, queue_url=queue_url, s3=s3, sqs=sqs)
+        yield Cloud(template=template, refs=refs, queue_url=queue_url, s3=s3, sqs=sqs, dynamodb=dynamodb)
 
 
 @pytest.fixture
@@ -168,7 +175,7 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, cloud: Cloud) -> Callable[...,
     """Import functions/<name>/app.py afresh under the environment the template gives it (a cold start)."""
 
     def load(name: str, **overrides: str) -> ModuleType:
-        logical_id = f"{name.capitalize()}Function"
+        logical_id = "".join(part.capitalize() for part in name.split("_")) + "Function"
         for key, value in cloud.function_env(logical_id, **overrides).items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", name)

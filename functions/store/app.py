@@ -8,15 +8,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import steps
 from pipeline.events import StoreEvent
 from pipeline.observability import logger, metrics, run_step
-from pipeline.settings import StoreSettings
-from pipeline.storage import S3Store
+from pipeline.settings import StatusSettings, StoreSettings
+from pipeline.storage import S3Store, StatusTable
 
 SETTINGS = StoreSettings.from_env()
 S3 = S3Store.create()
+STATUS = StatusTable.create(StatusSettings.from_env())
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution")
 @event_source(data_class=StoreEvent)
 def lambda_handler(event: StoreEvent, context: LambdaContext) -> dict[str, Any]:
-    return run_step("store", event, lambda: steps.store(event, SETTINGS, S3))
+    return run_step("store", event, lambda: steps.store(event, SETTINGS, S3, STATUS))

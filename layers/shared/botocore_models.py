@@ -34,9 +34,19 @@ from typing import Any, Final
 #: Every operation the functions call, by service: the pipeline's own (``pipeline.storage``,
 #: ``pipeline.recovery_io``) and those of Powertools' DynamoDB idempotency layer (notify, remove).
 OPERATIONS: Final[Mapping[str, tuple[str, ...]]] = {
-    "s3": ("CopyObject", "DeleteObject", "DeleteObjects", "GetObject", "HeadObject", "ListObjectsV2", "PutObject"),
+    # CreateBucket: botocore's generate_presigned_post resolves the bucket's endpoint through its model.
+    "s3": (
+        "CopyObject",
+        "CreateBucket",
+        "DeleteObject",
+        "DeleteObjects",
+        "GetObject",
+        "HeadObject",
+        "ListObjectsV2",
+        "PutObject",
+    ),
     "sns": ("Publish",),
-    "dynamodb": ("DeleteItem", "GetItem", "PutItem", "UpdateItem"),
+    "dynamodb": ("DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
     "stepfunctions": ("DescribeExecution", "ListExecutions", "StartExecution"),
 }
 #: The operations the functions page through with ``get_paginator``.

@@ -77,6 +77,7 @@ ENV: Final = {
     "DESTINATION_BUCKET": "destination",
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
     "IDEMPOTENCY_TABLE": "table",
+    "STATUS_TABLE": "status",
     "SOURCE_BUCKET": "source",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:sm",
     "POWERTOOLS_METRICS_NAMESPACE": "ImagePipeline",

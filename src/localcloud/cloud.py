@@ -8,6 +8,7 @@ talk to it with ``endpoint_url=cloud.endpoint``, exactly as they would talk to A
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from botocore.config import Config
 
 from localcloud import emulator, sam
 from localcloud.faults import FAULTS, Fault
+from localcloud.services.apigateway import HttpApi
 from localcloud.services.eventbridge import Delivery, DeliveryFailure, DeliveryOptions
 from localcloud.services.lambda_.service import STOPPING_ERROR, Functions, WorkerOptions
 from localcloud.services.lambda_.worker import Invocation
@@ -163,9 +165,14 @@ class LocalCloud:
         time_scale: float = 1.0,
         mock_config: Path | None = None,
         max_running: int | None = None,
+        api_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port()
+        #: Where the template's HTTP API is served (a free port by default).
+        self.api_port = api_port
+        #: The template's HTTP APIs, by logical id, once deployed.
+        self.apis: dict[str, HttpApi] = {}
         self.concurrency = concurrency or os.cpu_count() or 2
         self.time_scale = time_scale
         self._report = report
@@ -259,6 +266,9 @@ class LocalCloud:
         (each ends after the state it is in; its functions get STOP_GRACE_S to finish), stop the workers and
         the server, and wait for every execution thread to end: nothing of the cloud runs after this."""
         self._stopping.set()
+        for api in self.apis.values():
+            api.stop()
+        self.apis = {}
         self._delivery.close()
         interpreter.end_waits()  # an aborted execution's task that failed does not sleep out its Retry interval
         executions.end_all(STOPPING_ERROR, self._threads_from, time.monotonic() + STOP_GRACE_S, report=False)
@@ -318,6 +328,8 @@ class LocalCloud:
             raise LocalCloudError(
                 f"stack {STACK} is {description['StackStatus']}: {description.get('StackStatusReason')}"
             )
+        self._serve_apis(cfn_template, description["StackId"])
+        description = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
         resources = {
             r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "")
@@ -325,6 +337,54 @@ class LocalCloud:
         }
         self.stack = Stack(STACK, outputs, resources)
         return self.stack
+
+    @property
+    def api_url(self) -> str | None:
+        """The URL of the template's HTTP API (the first, when it has several), once deployed."""
+        return next(iter(self.apis.values())).url if self.apis else None
+
+    def _serve_apis(self, cfn_template: Mapping[str, Any], stack_id: str) -> None:
+        """Serve every AWS::ApiGatewayV2::Api of the stack (moto does not model them): its OpenAPI body
+        and its stage's route settings, with the stack's own values resolved by moto's CloudFormation."""
+        from moto.awslambda.models import lambda_backends
+        from moto.cloudformation.models import cloudformation_backends
+        from moto.cloudformation.parsing import clean_json
+
+        resource_map = cloudformation_backends[ACCOUNT][REGION].stacks[stack_id].resource_map
+        functions = lambda_backends[ACCOUNT][REGION]
+
+        def invoke(arn: str, payload: bytes) -> tuple[bytes, str | None]:
+            return self._functions.invoke(functions.get_function(arn), payload)
+
+        resources = cfn_template.get("Resources", {})
+        for name, resource in resources.items():
+            if resource.get("Type") != "AWS::ApiGatewayV2::Api":
+                continue
+            body = _present(clean_json(copy.deepcopy(resource["Properties"]["Body"]), resource_map))
+            stages = [
+                r["Properties"]
+                for r in resources.values()
+                if r.get("Type") == "AWS::ApiGatewayV2::Stage" and r["Properties"].get("ApiId") == {"Ref": name}
+            ]
+            settings = _present(clean_json(copy.deepcopy(stages[0].get("DefaultRouteSettings", {})), resource_map))
+            try:
+                api = HttpApi(
+                    body, invoke=invoke, route_settings=settings or None, api_id=name.lower(), account_id=ACCOUNT
+                )
+            except ValueError as exc:
+                raise LocalCloudError(f"the HTTP API {name} cannot be served: {exc}") from exc
+            port = self.api_port if self.api_port is not None and not self.apis else 0
+            try:
+                self.apis[name] = api.start(self.host, port)
+            except OSError as exc:
+                raise LocalCloudError(f"cannot serve the HTTP API {name} on {self.host}:{port}: {exc}") from exc
+            # The stack's outputs name the API by its id (https://<id>.execute-api...), which moto cannot
+            # resolve for a resource it does not model: here the API is where it is served.
+            outputs = cloudformation_backends[ACCOUNT][REGION].stacks[stack_id].output_map
+            for key in list(outputs):
+                output = outputs[key]
+                if output is not None and "${" + name + "}" in str(output.value):
+                    output.value = api.url
 
     # -- faults and executions -----------------------------------------------------------------
 
@@ -371,3 +431,12 @@ def running(**kwargs: Any) -> Iterator[LocalCloud]:
     cloud = LocalCloud(**kwargs)
     with cloud:
         yield cloud
+
+
+def _present(value: Any) -> Any:
+    """``value`` without what ``Ref: AWS::NoValue`` left (moto's ``clean_json`` resolves it to None)."""
+    if isinstance(value, dict):
+        return {k: _present(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_present(v) for v in value if v is not None]
+    return value

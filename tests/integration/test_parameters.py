@@ -34,6 +34,12 @@ def test_unknown_parameters_are_refused() -> None:
         cloud.deploy({"NoSuchParameter": "1"})
 
 
+def test_jwt_auth_without_an_issuer_is_refused() -> None:
+    """ApiAuth=JWT needs JwtIssuer (the template's Rules say so on AWS; the local API refuses to start)."""
+    with LocalCloud() as cloud, pytest.raises(LocalCloudError, match="no issuer"):
+        cloud.deploy({"ApiAuth": "JWT"})
+
+
 def test_one_local_cloud_per_process() -> None:
     with LocalCloud() as first:
         with pytest.raises(LocalCloudError, match="already running"), LocalCloud():

@@ -128,7 +128,7 @@ def make(directory: Path, target: str, artifacts: Path, *options: str) -> subpro
 @needs_make
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_a_function_build_ships_the_handler_compiled(function: str, tmp_path: Path) -> None:
-    logical_id = f"{function.capitalize()}Function"
+    logical_id = "".join(part.capitalize() for part in function.split("_")) + "Function"
     artifacts = tmp_path / "artifacts"
     done = make(ROOT / "functions" / function, f"build-{logical_id}", artifacts)
     assert done.returncode == 0, done.stderr

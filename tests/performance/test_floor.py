@@ -23,22 +23,26 @@ FUNCTIONS = coldstart.functions()
 GLUE = sorted(set(FUNCTIONS) - coldstart.PIXEL_FUNCTIONS)
 #: The clients each function creates at init, in order (its app module and what it calls at module level).
 CLIENTS = {
-    "validate": ["s3"],
-    "store": ["s3"],
-    "cleanup": ["s3"],
+    "validate": ["s3", "dynamodb"],  # the source, then the status table
+    "store": ["s3", "dynamodb"],
+    "cleanup": ["s3", "dynamodb"],
     "resize": ["s3"],
     "watermark": ["s3"],
     "notify": ["sns", "dynamodb"],  # the topic, then Powertools' idempotency table
-    "remove": ["s3", "sns", "dynamodb"],
+    "remove": ["s3", "dynamodb", "sns", "dynamodb"],  # ..., the status table, the topic, the idempotency table
     "reconcile": ["s3", "s3", "stepfunctions"],  # the upload listing, the manifests, the executions
+    **{f"uploads_{name}": ["s3", "dynamodb"] for name in ("create", "read", "delete")},  # presigning, statuses
 }
 #: Powertools modules every function's code imports at init (app.py, pipeline.observability, pipeline.events).
 POWERTOOLS = {
     "aws_lambda_powertools": ("Logger", "Metrics"),
     "aws_lambda_powertools.metrics": ("MetricUnit",),
-    "aws_lambda_powertools.utilities.data_classes": ("event_source",),
     "aws_lambda_powertools.utilities.typing": ("LambdaContext",),
 }
+#: The steps take their events through ``event_source``; the upload API's functions route with an event handler.
+API_FUNCTIONS = {"uploads_create", "uploads_read", "uploads_delete"}
+STEP_POWERTOOLS = {"aws_lambda_powertools.utilities.data_classes": ("event_source",)}
+API_POWERTOOLS = {"aws_lambda_powertools.event_handler": ("APIGatewayHttpResolver", "Response", "content_types")}
 IDEMPOTENCY = "aws_lambda_powertools.utilities.idempotency"
 #: The functions that configure Powertools' idempotency layer at init (``pipeline.idempotency.once_per_revision``).
 IDEMPOTENCY_USERS = {"notify", "remove"}
@@ -81,7 +85,8 @@ def test_the_floor_imports_boto3_first_and_the_powertools_the_function_imports(
 ) -> None:
     imports = dict(floors[function].imports)
     assert floors[function].modules[0] == "boto3"
-    for module, names in POWERTOOLS.items():
+    own = API_POWERTOOLS if function in API_FUNCTIONS else STEP_POWERTOOLS
+    for module, names in {**POWERTOOLS, **own}.items():
         assert set(names) <= set(imports[module]), module
     assert (IDEMPOTENCY in imports) is (function in IDEMPOTENCY_USERS)
     assert not [m for m in imports if m.partition(".")[0] in {"pipeline", "app", *sys.stdlib_module_names}]

@@ -640,9 +640,13 @@ def test_a_successful_execution_enters_six_states(shape: str, asl: dict[str, Any
 def test_validate_gets_the_execution_input_unchanged_and_its_answer_replaces_it(
     shape: str, asl: dict[str, Any]
 ) -> None:
-    """Payload.$ "$": the raw input, whatever its shape; OutputPath $.Payload: nothing of it travels further."""
+    """Payload input.$ "$": the raw input, whatever its shape, beside the execution's ARN; OutputPath
+    $.Payload: nothing of it travels further."""
     state = asl["States"][VALIDATE]
-    assert state["Parameters"] == {"FunctionName": "${ValidateFunctionArn}", "Payload.$": "$"}
+    assert state["Parameters"] == {
+        "FunctionName": "${ValidateFunctionArn}",
+        "Payload": {"input.$": "$", "execution.$": "$$.Execution.Id"},
+    }
     assert state["OutputPath"] == "$.Payload"
     assert not {"InputPath", "ResultSelector", "ResultPath"} & set(state)
     pipeline = Pipeline()
@@ -653,7 +657,10 @@ def test_validate_gets_the_execution_input_unchanged_and_its_answer_replaces_it(
         "unrecognised": {"hello": "world", "detail": "not an S3 event"},
     }[shape]
     run = walk(asl, execution_input, pipeline)
-    assert run.call(VALIDATE).parameters["Payload"] == execution_input
+    payload = run.call(VALIDATE).parameters["Payload"]
+    assert payload["input"] == execution_input
+    assert payload["execution"].startswith("arn:")
+    assert ":execution:" in payload["execution"]
     answer = run.call(VALIDATE).result["Payload"]
     assert run.inputs[ROUTE] == answer
     assert answer["outcome"] in {steps.PROCESS, steps.DELETED, steps.REJECTED}
@@ -837,11 +844,12 @@ def test_a_deleted_source_goes_to_remove_outputs_with_its_reference(asl: dict[st
     payload = run.call(REMOVE).parameters["Payload"]
     assert payload == {"source": answer["source"], "execution": EXECUTION}
     source = RemoveEvent(payload).source
-    assert {k: v for k, v in source.items() if k != "keys"} == {
+    assert {k: v for k, v in source.items() if k not in ("keys", "sequencer")} == {
         "bucket": SOURCE_BUCKET,
         "key": PHOTO_KEY,
         "revision": "delete-marker-1",
     }, "the deletion's own revision (its delete marker), so a duplicate event removes and publishes once"
+    assert source["sequencer"] == event["detail"]["object"]["sequencer"], "orders the deletion's status write"
     assert PHOTO_KEY in RemoveEvent(payload).readings, "every reading of the event's key loses its outputs"
     state = asl["States"][REMOVE]
     assert state.get("End") is True
@@ -1284,11 +1292,13 @@ def test_walk_stubs_are_shaped_as_the_steps_answer(function: str, function_dirs:
 def test_validate_handler_takes_the_raw_input(asl: dict[str, Any], function_dirs: dict[str, Path]) -> None:
     handler = (function_dirs["ValidateFunction"] / "app.py").read_text(encoding="utf-8")
     assert "@event_source(data_class=ValidateEvent)" in handler
-    assert asl["States"][VALIDATE]["Parameters"]["Payload.$"] == "$"
+    assert asl["States"][VALIDATE]["Parameters"]["Payload"]["input.$"] == "$"
     # Any input, however malformed, is wrapped; reading it is what names the rejection.
-    malformed: list[Any] = [{"hello": "world"}, [], "text", None]
+    malformed: list[Any] = [{"hello": "world"}, [], "text", None, {"input": 1, "execution": "not an ARN"}]
     for execution_input in malformed:
-        ValidateEvent(execution_input)
+        assert ValidateEvent(execution_input).input == execution_input
+        wrapped = ValidateEvent({"input": execution_input, "execution": EXECUTION})
+        assert (wrapped.input, wrapped.execution) == (execution_input, EXECUTION)
 
 
 @pytest.mark.parametrize("name", [n for n in LAMBDA_STATES if n != VALIDATE])

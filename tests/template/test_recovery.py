@@ -290,7 +290,7 @@ def test_backfill_runs_the_pipeline_with_its_manual_input(backfill: dict[str, An
     assert ValidateEvent(execution_input).upload(SOURCE_BUCKET, UPLOAD_PREFIX).kind == "manual"
     # The pipeline's Validate gets that input as it is and takes the key verbatim; the upload runs every step.
     run = walk(asl, execution_input)
-    assert run.call("Validate").parameters["Payload"] == execution_input
+    assert run.call("Validate").parameters["Payload"]["input"] == execution_input
     assert run.visited == SUCCESS_PATH
     assert run.inputs["Resize"]["source"]["key"] == MANUAL_INPUT["key"]
     assert run.error is None

@@ -7,6 +7,8 @@ Parameters of the template (each must exist, be used by a resource, and be accep
 - MaxUploadBytes, MaxPixels, UploadPrefix
 - WorkflowType, LogRetentionDays
 - ReconcileSchedule, ReconcileMinAgeSeconds, BackfillConcurrency (recovery: tests/template/test_recovery.py)
+- ApiAuth, JwtIssuer, JwtAudience, CorsOrigins, UploadUrlExpirySeconds, ApiThrottleRate, ApiThrottleBurst
+  (the upload API: tests/template/test_upload_api.py)
 
 aws-sam-translator leaves ``!Ref Parameter`` in place; where a test needs the value CloudFormation
 would deploy, ``helpers.Resolver`` resolves it from the parameter default or an override.
@@ -63,8 +65,10 @@ RULES = {"ImagePipelineObjectCreated": "Object Created", "ImagePipelineObjectDel
 #: Recovery (the reconciler and the backfill), checked in tests/template/test_recovery.py: here they only
 #: count towards the totals and the IAM rules, apart from the pipeline's own steps and state machine.
 RECOVERY_FUNCTIONS = ("ReconcileFunction",)
+#: The upload API's functions, checked in tests/template/test_upload_api.py.
+API_FUNCTIONS = ("UploadsCreateFunction", "UploadsReadFunction", "UploadsDeleteFunction")
 #: Every function: the environment contract (what its settings read, what the template sets) covers them all.
-ALL_FUNCTIONS = (*FUNCTIONS, *RECOVERY_FUNCTIONS)
+ALL_FUNCTIONS = (*FUNCTIONS, *RECOVERY_FUNCTIONS, *API_FUNCTIONS)
 RECOVERY_STATE_MACHINES = ("BackfillStateMachine",)
 PARAMETERS = (
     "RenditionWidths",
@@ -85,6 +89,13 @@ PARAMETERS = (
     "ReconcileSchedule",
     "ReconcileMinAgeSeconds",
     "BackfillConcurrency",
+    "ApiAuth",
+    "JwtIssuer",
+    "JwtAudience",
+    "CorsOrigins",
+    "UploadUrlExpirySeconds",
+    "ApiThrottleRate",
+    "ApiThrottleBurst",
 )
 
 #: Variables the settings code reads that the template deliberately leaves to the code's default.
@@ -314,16 +325,19 @@ EXPECTED_COUNTS = {
     "AWS::KMS::Key": 1,
     "AWS::SQS::Queue": 1,
     "AWS::SQS::QueuePolicy": 1,
-    "AWS::DynamoDB::Table": 1,  # idempotency records of Notify and Remove
-    "AWS::Lambda::Function": 8,  # seven steps, the reconciler
+    "AWS::DynamoDB::Table": 2,  # idempotency records of Notify and Remove; the uploads' status records
+    "AWS::Lambda::Function": 11,  # seven steps, the reconciler, the upload API's three
     "AWS::Lambda::LayerVersion": 1,
-    "AWS::Logs::LogGroup": 8,
+    "AWS::Logs::LogGroup": 12,  # one per function, the API's access log
+    "AWS::ApiGatewayV2::Api": 1,
+    "AWS::ApiGatewayV2::Stage": 1,
+    "AWS::Lambda::Permission": 4,  # API Gateway may invoke each route's function
     "AWS::StepFunctions::StateMachine": 2,  # the pipeline, the backfill
     "AWS::Scheduler::Schedule": 1,  # the reconciler's
     "AWS::Events::Rule": 2,  # Object Created, Object Deleted
     "AWS::CloudWatch::Alarm": 3,
-    # seven functions, the state machine, the two rules; the reconciler, its schedule, the backfill
-    "AWS::IAM::Role": 13,
+    # seven functions, the state machine, the two rules; the reconciler, its schedule, the backfill; the API's three
+    "AWS::IAM::Role": 16,
 }
 
 
@@ -331,7 +345,7 @@ def test_expected_resources_exist_by_type(resources: dict[str, Any]) -> None:
     counts = Counter(r["Type"] for r in resources.values())
     assert {kind: counts.get(kind, 0) for kind in EXPECTED_COUNTS} == EXPECTED_COUNTS
     assert set(of_type(resources, "AWS::S3::Bucket")) == set(BUCKETS)
-    assert set(of_type(resources, "AWS::Lambda::Function")) == {*FUNCTIONS, *RECOVERY_FUNCTIONS}
+    assert set(of_type(resources, "AWS::Lambda::Function")) == set(ALL_FUNCTIONS)
     assert set(of_type(resources, "AWS::StepFunctions::StateMachine")) == {STATE_MACHINE, *RECOVERY_STATE_MACHINES}
     assert set(of_type(resources, "AWS::SNS::Topic")) == {"Topic"}
     assert set(of_type(resources, "AWS::KMS::Key")) == {"TopicKey"}
@@ -343,7 +357,7 @@ def test_packaging_points_every_code_uri_at_an_uploaded_zip(
     template: dict[str, Any], packaged: dict[str, Any], artifacts: list[sam.Artifact]
 ) -> None:
     by_id = {a.logical_id: a for a in artifacts}
-    assert set(by_id) == {*FUNCTIONS, *RECOVERY_FUNCTIONS, "SharedLayer"}
+    assert set(by_id) == {*ALL_FUNCTIONS, "SharedLayer"}
     for name in FUNCTIONS:
         assert packaged["Resources"][name]["Properties"]["CodeUri"] == f"s3://{ARTIFACTS_BUCKET}/{by_id[name].key}"
     assert packaged["Resources"]["SharedLayer"]["Properties"]["ContentUri"] == (
@@ -829,14 +843,20 @@ PUBLISHES_ONCE = {
     "kms:Decrypt": {("TopicKey", "Arn")},
     **{action: {("IdempotencyTable", "Arn")} for action in IDEMPOTENCY_ACTIONS},
 }
+#: The upload's status record, written conditionally by the steps that learn its status (pipeline.status).
+RECORDS_STATUS = {"dynamodb:UpdateItem": {("StatusTable", "Arn")}}
+REMOVES_AND_RECORDS = {
+    **PUBLISHES_ONCE,
+    "dynamodb:UpdateItem": PUBLISHES_ONCE["dynamodb:UpdateItem"] | RECORDS_STATUS["dynamodb:UpdateItem"],
+}
 EXPECTED_OTHER_GRANTS: dict[str, dict[str, set[tuple[str, str]]]] = {
-    "ValidateFunction": {},
+    "ValidateFunction": RECORDS_STATUS,  # PROCESSING
     "ResizeFunction": {},
     "WatermarkFunction": {},
-    "StoreFunction": {},
+    "StoreFunction": RECORDS_STATUS,  # SUCCEEDED or SUPERSEDED
     "NotifyFunction": PUBLISHES_ONCE,
-    "CleanupFunction": {},  # the failure message is published by the state machine, not by Cleanup
-    "RemoveFunction": PUBLISHES_ONCE,
+    "CleanupFunction": RECORDS_STATUS,  # FAILED; the failure message is published by the state machine
+    "RemoveFunction": REMOVES_AND_RECORDS,  # DELETED
 }
 
 
@@ -879,21 +899,25 @@ def test_remove_role_is_exactly_what_remove_needs(resources: dict[str, Any], fun
         ("s3:ListBucket", "SourceBucket", ""),
     }
     assert not [access for access in s3_access(resources, role) if access[1] == "StagingBucket"], "no staging"
-    assert other_grants(resources, role) == PUBLISHES_ONCE
+    assert other_grants(resources, role) == REMOVES_AND_RECORDS
     assert props(resources, role).get("ManagedPolicyArns", []) == []
     # Its statements carry no condition: a prefix condition on ListBucket would turn a 404 into a 403.
     assert [s for name, _, s in role_statements(resources) if name == role and "Condition" in s] == []
 
 
 def test_nothing_writes_to_the_source_bucket(resources: dict[str, Any]) -> None:
-    """A write to the source bucket would be an upload of its own: a loop, or a lost original."""
+    """A write to the source bucket by the pipeline would be an upload of its own: a loop, or a lost original.
+    Only the upload API's functions write there, for a user: a presigned POST (its upload), a delete."""
     writes = {
-        (role, action)
+        (role, action, key)
         for role in of_type(resources, "AWS::IAM::Role")
-        for action, bucket, _ in s3_access(resources, role)
+        for action, bucket, key in s3_access(resources, role)
         if bucket == "SourceBucket" and action not in ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket")
     }
-    assert writes == set()
+    assert writes == {
+        ("UploadsCreateFunctionRole", "s3:PutObject", "${UploadPrefix}*"),
+        ("UploadsDeleteFunctionRole", "s3:DeleteObject", "${UploadPrefix}*"),
+    }
     state_machine_role = getatt(props(resources, STATE_MACHINE)["RoleArn"])
     assert state_machine_role is not None
     assert s3_access(resources, state_machine_role[0]) == set(), "the workflow itself never touches S3"
@@ -981,7 +1005,7 @@ def test_staging_prefix_is_the_same_in_env_iam_and_lifecycle(
 
 
 def test_function_list_matches_the_template(template: dict[str, Any]) -> None:
-    assert set(of_type(template["Resources"], "AWS::Serverless::Function")) == {*FUNCTIONS, *RECOVERY_FUNCTIONS}
+    assert set(of_type(template["Resources"], "AWS::Serverless::Function")) == set(ALL_FUNCTIONS)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -1070,19 +1094,32 @@ EXPECTED_VARIABLES = {
         "STAGING_PREFIX",
         "TOPIC_ARN",
         "IDEMPOTENCY_TABLE",
+        "STATUS_TABLE",
+    },
+    **{
+        function: {
+            "SOURCE_BUCKET",
+            "DESTINATION_BUCKET",
+            "STATUS_TABLE",
+            "UPLOAD_PREFIX",
+            "MAX_UPLOAD_BYTES",
+            "UPLOAD_URL_EXPIRY_SECONDS",
+        }
+        for function in API_FUNCTIONS
     },
 }
 
 #: The settings classes each handler builds at import time (what its environment must cover).
 EXPECTED_SETTINGS = {
-    "ValidateFunction": [settings.Source, settings.Limits],
+    "ValidateFunction": [settings.Source, settings.Limits, settings.StatusSettings],
     "ResizeFunction": [settings.RenditionSettings],
     "WatermarkFunction": [settings.WatermarkSettings, settings.EncodeSettings, settings.Staging],
-    "StoreFunction": [settings.StoreSettings],
+    "StoreFunction": [settings.StoreSettings, settings.StatusSettings],
     "NotifyFunction": [settings.NotifySettings],
-    "CleanupFunction": [settings.StoreSettings],
-    "RemoveFunction": [settings.RemoveSettings],
+    "CleanupFunction": [settings.StoreSettings, settings.StatusSettings],
+    "RemoveFunction": [settings.RemoveSettings, settings.StatusSettings],
     "ReconcileFunction": [settings.ReconcileSettings],
+    **{function: [settings.ApiSettings] for function in API_FUNCTIONS},
 }
 
 
@@ -1192,7 +1229,22 @@ def test_parameters_are_the_documented_ones(template: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("parameter", PARAMETERS)
 def test_parameter_is_used_by_a_resource(parameter: str, cfn: dict[str, Any]) -> None:
-    users = [name for name, resource in cfn["Resources"].items() if parameter in references(resource)]
+    """Directly (a Ref) or through a condition the resource decides on (Fn::If, Condition)."""
+    conditions = {name for name, rule in cfn.get("Conditions", {}).items() if parameter in references(rule)}
+
+    def decided(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            found = {value["Fn::If"][0]} if "Fn::If" in value else set()
+            return found.union(*(decided(v) for v in value.values()))
+        if isinstance(value, list):
+            return set().union(*(decided(v) for v in value))
+        return set()
+
+    users = [
+        name
+        for name, resource in cfn["Resources"].items()
+        if parameter in references(resource) or (decided(resource) | {resource.get("Condition")}) & conditions
+    ]
     assert users, f"{parameter} is declared but no resource uses it"
 
 

@@ -64,8 +64,10 @@ def client_calls(tree: ast.AST) -> Iterator[tuple[str, str]]:
             owner = node.func.value
             if isinstance(owner, ast.Attribute) and owner.attr == "client":
                 name = node.func.attr
-                if name == "get_paginator":
+                if name in ("get_paginator", "generate_presigned_url"):
                     name = _literal(node.args[0]) or ""
+                elif name == "generate_presigned_post":
+                    name = "create_bucket"  # botocore resolves the POST's endpoint through CreateBucket's model
                 for service in services:
                     assert service is not None
                     yield service, name
@@ -197,6 +199,7 @@ class _Sent(Exception):
 #: One call of each operation, with what the code passes.
 CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "s3": [
+        ("create_bucket", {"Bucket": "b"}),
         ("head_object", {"Bucket": "b", "Key": "uploads/a.jpg"}),
         ("get_object", {"Bucket": "b", "Key": "uploads/a b.jpg", "IfMatch": '"e"', "Range": "bytes=0-65535"}),
         ("put_object", {"Bucket": "b", "Key": "staging/x/1.tiff", "Body": b"\0" * 64, "ContentType": "image/tiff"}),
@@ -242,6 +245,18 @@ CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
             },
         ),
         ("delete_item", {"TableName": "t", "Key": {"id": {"S": "k"}}}),
+        (
+            "query",
+            {
+                "TableName": "t",
+                "IndexName": "byStatus",
+                "KeyConditionExpression": "#p = :p",
+                "ExpressionAttributeNames": {"#p": "status"},
+                "ExpressionAttributeValues": {":p": {"S": "FAILED"}},
+                "ScanIndexForward": False,
+                "Limit": 50,
+            },
+        ),
     ],
     "stepfunctions": [
         ("describe_execution", {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:e"}),
@@ -309,3 +324,25 @@ def test_a_client_on_the_trimmed_data_sends_what_botocore_sends(
     own = botocore.session.get_session()
     for operation, params in CALLS[service]:
         assert sent_request(trimmed, service, operation, params) == sent_request(own, service, operation, params)
+
+
+def test_presigned_posts_and_urls_are_the_same_on_the_trimmed_data(data: Path, builtin: Any) -> None:
+    """The upload API signs with the trimmed data: the same URL and fields as on botocore's own data."""
+    from pipeline.storage import TrimmedDataLoader
+
+    made = []
+    for loader in (TrimmedDataLoader(data), builtin):
+        session = botocore.session.get_session()
+        session.register_component("data_loader", loader)
+        client: Any = session.create_client(
+            "s3",
+            region_name="eu-central-1",
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+            config=Config(signature_version="s3v4"),
+        )
+        post = client.generate_presigned_post(Bucket="b", Key="uploads/x/a.jpg", ExpiresIn=60)
+        url = client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "r/1.jpg"}, ExpiresIn=60)
+        made.append((post["url"], sorted(post["fields"]), url.split("?")[0]))
+    assert made[0] == made[1]
+    assert {"policy", "x-amz-signature", "key"} <= set(made[0][1])

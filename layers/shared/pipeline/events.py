@@ -99,7 +99,21 @@ class ValidateEvent(DictWrapper):
 
     def __init__(self, data: Any, json_deserializer: Any = None) -> None:
         super().__init__(data if isinstance(data, dict) else {}, json_deserializer)
-        self.input = data
+        #: The state machine passes ``{"input": <the execution input>, "execution": <its ARN>}``; a direct
+        #: invocation may pass the input alone.
+        wrapped = isinstance(data, dict) and set(data) == {"input", "execution"} and _is_execution(data["execution"])
+        self.input = data["input"] if wrapped else data
+        self._execution = str(data["execution"]) if wrapped else ""
+
+    @property
+    def execution(self) -> str:
+        return self._execution
+
+    @property
+    def event_id(self) -> str | None:
+        """An EventBridge event's id."""
+        found = self.input.get("id") if isinstance(self.input, dict) else None
+        return found if isinstance(found, str) else None
 
     def upload(self, source_bucket: str, upload_prefix: str) -> Upload:
         """Read the input; InvalidInput, with a one-line reason, for anything that is not an upload of ours."""
@@ -121,6 +135,10 @@ class ValidateEvent(DictWrapper):
         if not inside:
             raise InvalidInput(f"{excerpt(upload.candidates[0])} is outside the upload prefix {upload_prefix!r}")
         return replace(upload, candidates=inside)
+
+
+def _is_execution(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("arn:") and ":execution:" in value
 
 
 def _from_event(event: S3EventBridgeNotificationEvent) -> Upload:

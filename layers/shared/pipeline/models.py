@@ -20,6 +20,8 @@ class ObjectRef(TypedDict):
     version_id: NotRequired[str | None]
     content_type: NotRequired[str | None]
     last_modified: NotRequired[str | None]
+    #: The S3 event's sequencer of this version (orders a key's versions; None for a manual execution).
+    sequencer: NotRequired[str | None]
 
 
 class ExifSummary(TypedDict, total=False):

@@ -265,3 +265,36 @@ class ReconcileSettings:
             state_machine_arn=_get(env, "STATE_MACHINE_ARN"),
             min_age_seconds=_int(env, "RECONCILE_MIN_AGE_SECONDS", DEFAULT_MIN_AGE_SECONDS, 0, 86_400),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSettings:
+    """The status table of the uploads (``pipeline.status``) and the prefix their keys are under."""
+
+    table: str
+    upload_prefix: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> StatusSettings:
+        return cls(table=_get(env, "STATUS_TABLE"), upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The upload API: where uploads go, how long a presigned POST or GET lasts, the size limit."""
+
+    source_bucket: str
+    destination_bucket: str
+    max_upload_bytes: int
+    url_expiry_s: int
+    status: StatusSettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        return cls(
+            source_bucket=_get(env, "SOURCE_BUCKET"),
+            destination_bucket=_get(env, "DESTINATION_BUCKET"),
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 50 * 1024 * 1024, 1, 5 * 1024**3),
+            url_expiry_s=_int(env, "UPLOAD_URL_EXPIRY_SECONDS", 900, 60, 7 * 24 * 3600),
+            status=StatusSettings.from_env(env),
+        )

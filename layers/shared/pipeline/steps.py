@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pipeline import destination, keys, messages
+from pipeline import destination, keys, messages, status
 from pipeline.errors import SourceMissing, ValidationError
 from pipeline.events import (
     CleanupEvent,
@@ -36,7 +36,7 @@ from pipeline.settings import (
     StoreSettings,
     WatermarkSettings,
 )
-from pipeline.storage import S3Store, Topic
+from pipeline.storage import S3Store, StatusTable, Topic
 
 
 def _run_digest(source: ObjectRef, execution: str) -> str:
@@ -48,13 +48,44 @@ def _run_digest(source: ObjectRef, execution: str) -> str:
     return keys.source_digest(source["bucket"], source["key"], source["revision"] + "\0" + execution)
 
 
+def _record_status(
+    table: StatusTable | None,
+    source: dict[str, Any] | ObjectRef | None,
+    state: str,
+    execution: str,
+    *,
+    error: dict[str, str] | None = None,
+    renditions: list[Output] | None = None,
+) -> None:
+    """Write what this step learned to the upload's status record (``pipeline.status``), unless the
+    record is about a newer version. Keys outside the upload prefix have no record."""
+    key = source.get("key") if source else None
+    if table is None or not source or not isinstance(key, str) or not key.startswith(table.upload_prefix):
+        return
+    update = status.Update(
+        key=key,
+        status=state,
+        version=str(source.get("revision") or ""),
+        sequencer=source.get("sequencer"),
+        execution=execution,
+        at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        error=error["Error"] if error else None,
+        reason=error["Cause"] if error else None,
+        renditions=renditions or [],
+    )
+    if not table.record(update):
+        logger.info("status not written: the record is about a newer version", extra={"status": state})
+
+
 # -- validate ---------------------------------------------------------------------------------
 
 #: What the Validate step decides; the state machine's Route state branches on it.
 PROCESS, DELETED, SUPERSEDED, REJECTED = "PROCESS", "DELETED", "SUPERSEDED", "REJECTED"
 
 
-def validate(event: ValidateEvent, origin: Source, limits: Limits, s3: S3Store) -> dict[str, Any]:
+def validate(
+    event: ValidateEvent, origin: Source, limits: Limits, s3: S3Store, table: StatusTable | None = None
+) -> dict[str, Any]:
     """Read the execution input and decide: process the upload's current version, remove a deleted
     source's outputs, end as superseded, or reject the upload with a named error.
 
@@ -71,14 +102,16 @@ def validate(event: ValidateEvent, origin: Source, limits: Limits, s3: S3Store) 
         if head is None:
             if upload.kind == "manual":
                 raise SourceMissing(f"s3://{upload.bucket}/{excerpt(key)} does not exist")
-            source["revision"] = upload.version_id or upload.sequencer or event.get("id") or key
+            source["revision"] = upload.version_id or upload.sequencer or event.event_id or key
+            source["sequencer"] = upload.sequencer
             if upload.kind == "deleted":
                 # Neither reading of an event's key exists: the outputs of each go (none exist for a wrong reading).
                 return _decided(DELETED, {**source, "keys": list(upload.candidates)})
-            return _decided(SUPERSEDED, source)
-        pinned = _pin(upload.bucket, key, head)
+            return _decided(SUPERSEDED, source, table, event.execution)
+        pinned = _pin(upload.bucket, key, head, upload.sequencer)
         if upload.kind == "created" and not _same_version(upload, head):
-            return _decided(SUPERSEDED, {**source, "revision": upload.version_id or upload.etag or ""})
+            superseded = {**source, "revision": upload.version_id or upload.etag or "", "sequencer": upload.sequencer}
+            return _decided(SUPERSEDED, superseded, table, event.execution)
         source = dict(pinned)
         info = _inspect(pinned, limits, s3)
     except ValidationError as exc:
@@ -91,14 +124,21 @@ def validate(event: ValidateEvent, origin: Source, limits: Limits, s3: S3Store) 
             "error": {"Error": type(exc).__name__, "Cause": messages.one_line(str(exc))},
         }
     logger.info("upload validated", extra={"source": pinned, "image": info})
+    _record_status(table, pinned, status.PROCESSING, event.execution)
     return {"outcome": PROCESS, "source": pinned, "image": info}
 
 
-def _decided(outcome: str, source: dict[str, Any]) -> dict[str, Any]:
+def _decided(
+    outcome: str, source: dict[str, Any], table: StatusTable | None = None, execution: str = ""
+) -> dict[str, Any]:
     logger.info("upload needs no processing", extra={"outcome": outcome, "source": source})
     if outcome == SUPERSEDED:
         metrics.add_metric(name="UploadsSuperseded", unit=MetricUnit.Count, value=1)
-    return {"outcome": outcome, "source": messages.source_summary(source)}
+        _record_status(table, source, status.SUPERSEDED, execution)
+    summary = messages.source_summary(source) or {}
+    if source.get("sequencer"):
+        summary["sequencer"] = source["sequencer"]
+    return {"outcome": outcome, "source": summary}
 
 
 def _current(s3: S3Store, upload: Upload) -> tuple[dict[str, Any] | None, str]:
@@ -117,10 +157,10 @@ def _same_version(upload: Upload, head: dict[str, Any]) -> bool:
     return upload.etag is None or str(head.get("ETag", "")).strip('"') == upload.etag
 
 
-def _pin(bucket: str, key: str, head: dict[str, Any]) -> ObjectRef:
+def _pin(bucket: str, key: str, head: dict[str, Any], sequencer: str | None) -> ObjectRef:
     last_modified = head.get("LastModified")
     version = head.get("VersionId")
-    return ObjectRef(
+    ref = ObjectRef(
         bucket=bucket,
         key=key,
         etag=str(head["ETag"]).strip('"'),
@@ -130,6 +170,9 @@ def _pin(bucket: str, key: str, head: dict[str, Any]) -> ObjectRef:
         content_type=head.get("ContentType"),
         last_modified=last_modified.isoformat() if isinstance(last_modified, datetime) else None,
     )
+    if sequencer:
+        ref["sequencer"] = sequencer
+    return ref
 
 
 def _inspect(source: ObjectRef, limits: Limits, s3: S3Store) -> ImageInfo:
@@ -230,8 +273,9 @@ def _destination_keys(stem: str, source: ObjectRef, outputs: list[Output]) -> li
     return [keys.rendition_key(stem, source["revision"], o["width"], OUTPUT_EXTENSIONS[o["format"]]) for o in outputs]
 
 
-def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
-    """Copy the outputs to this revision's keys and commit its manifest (``destination.Destination.commit``)."""
+def store(event: StoreEvent, settings: StoreSettings, s3: S3Store, table: StatusTable | None = None) -> dict[str, Any]:
+    """Copy the outputs to this revision's keys and commit its manifest (``destination.Destination.commit``);
+    the upload's status is SUCCEEDED from the commit on (or SUPERSEDED)."""
     source, image, outputs = event.source, event.image, event.outputs
     stem = keys.stem(source["key"], settings.upload_prefix)
     place = destination.Destination(s3, settings.destination_bucket, stem)
@@ -272,11 +316,14 @@ def store(event: StoreEvent, settings: StoreSettings, s3: S3Store) -> dict[str, 
     if outcome == SUPERSEDED:
         logger.info("source replaced or deleted before its renditions were committed: nothing stored")
         metrics.add_metric(name="UploadsSuperseded", unit=MetricUnit.Count, value=1)
+        _record_status(table, source, status.SUPERSEDED, event.execution)
         return {"outcome": SUPERSEDED, "manifest": None, "renditions": []}
     if outcome == "UNCHANGED":
         committed = s3.read_json(settings.destination_bucket, place.manifest_key) or {}
-        return {"outcome": outcome, "manifest": manifest_ref, "renditions": committed.get("renditions", stored)}
-    metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=sum(o["bytes"] for o in stored))
+        stored = committed.get("renditions", stored)
+    else:
+        metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=sum(o["bytes"] for o in stored))
+    _record_status(table, source, status.SUCCEEDED, event.execution, renditions=stored)
     return {"outcome": outcome, "manifest": manifest_ref, "renditions": stored}
 
 
@@ -290,7 +337,9 @@ def _clear_staging(s3: S3Store, staging: Staging, source: ObjectRef, execution: 
 # -- cleanup and failure report (failure branch) ---------------------------------------------
 
 
-def cleanup(event: CleanupEvent, settings: StoreSettings, s3: S3Store) -> dict[str, Any]:
+def cleanup(
+    event: CleanupEvent, settings: StoreSettings, s3: S3Store, table: StatusTable | None = None
+) -> dict[str, Any]:
     """Remove what a failed execution wrote and write its failure message.
 
     - Its staging folder, and renditions it copied without committing them (by exact key).
@@ -324,13 +373,20 @@ def cleanup(event: CleanupEvent, settings: StoreSettings, s3: S3Store) -> dict[s
         execution=event.execution, error=error["Error"], reason=reason, step=step, source=event.reported_source
     )
     logger.info("failure handled", extra={"outcome": outcome, "failure": message})
-    return {"outcome": outcome, "message": message, "error": {"Error": error["Error"], "Cause": reason}}
+    failure = {"Error": error["Error"], "Cause": reason}
+    state = status.SUPERSEDED if outcome == SUPERSEDED else status.FAILED
+    _record_status(
+        table, event.reported_source, state, event.execution, error=None if outcome == SUPERSEDED else failure
+    )
+    return {"outcome": outcome, "message": message, "error": failure}
 
 
 # -- remove (a source was deleted) ------------------------------------------------------------
 
 
-def remove(event: RemoveEvent, settings: StoreSettings, s3: S3Store, topic: Topic) -> dict[str, Any]:
+def remove(
+    event: RemoveEvent, settings: StoreSettings, s3: S3Store, topic: Topic, table: StatusTable | None = None
+) -> dict[str, Any]:
     """Remove a deleted source's manifest and renditions by exact key, then publish a DELETED message.
 
     Nothing is removed while the key exists again (uploaded anew since the delete): that upload's
@@ -350,6 +406,8 @@ def remove(event: RemoveEvent, settings: StoreSettings, s3: S3Store, topic: Topi
     message = messages.deleted_message(execution=event.execution, source=dict(source), removed=removed)
     message_id = topic.publish(message, messages.status_attributes(DELETED), "Image deleted")
     metrics.add_metric(name="UploadsDeleted", unit=MetricUnit.Count, value=1)
+    for key in event.readings:
+        _record_status(table, {**source, "key": key}, status.DELETED, event.execution)
     return {"outcome": DELETED, "removed": removed, "message_id": message_id}
 
 

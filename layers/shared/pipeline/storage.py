@@ -1,4 +1,4 @@
-"""The only module that talks to AWS: S3 reads and writes, SNS publishes.
+"""The only module that talks to AWS: S3 reads and writes, SNS publishes, the status table.
 
 botocore errors are translated into the pipeline's error names so that the state
 machine can tell a retryable failure (TransientError) from a permanent one.
@@ -31,10 +31,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.loaders import Loader
 
+from pipeline import status
 from pipeline.errors import InvalidInput, SourceChanged, SourceMissing, TransientError
 from pipeline.models import ObjectRef
+from pipeline.settings import StatusSettings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
@@ -46,10 +49,14 @@ _CONFIG: Final = Config(
     connect_timeout=5,
     read_timeout=30,
     s3={"payload_signing_enabled": False},
+    # Presigned URLs and POSTs signed with SigV4, which every region accepts (botocore would sign S3's
+    # presigned URLs in us-east-1 with the legacy SigV2 query string).
+    signature_version="s3v4",
 )
 _TRANSIENT_CODES: Final = frozenset(
     {
         "SlowDown",
+        "ProvisionedThroughputExceededException",
         "Throttling",
         "ThrottlingException",
         "ThrottledException",
@@ -250,6 +257,30 @@ class S3Store:
                 **extra,
             )
 
+    def presigned_post(
+        self, bucket: str, key: str, fields: dict[str, str], conditions: list[Any], expires_s: int
+    ) -> dict[str, Any]:
+        """A browser upload form for one key (``url`` and ``fields``), signed with this function's credentials."""
+        with translated(f"PRESIGN POST s3://{bucket}/{key}"):
+            return dict(
+                self.client.generate_presigned_post(
+                    Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_s
+                )
+            )
+
+    def presigned_get(self, bucket: str, key: str, expires_s: int) -> str:
+        with translated(f"PRESIGN GET s3://{bucket}/{key}"):
+            return str(
+                self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+                )
+            )
+
+    def delete_key(self, bucket: str, key: str) -> None:
+        """Delete a key (in a versioned bucket: a delete marker, which S3 reports as Object Deleted)."""
+        with translated(f"DELETE s3://{bucket}/{key}"):
+            self.client.delete_object(Bucket=bucket, Key=key)
+
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
         with translated(f"LIST s3://{bucket}/{prefix}"):
@@ -289,3 +320,60 @@ class Topic:
                 MessageAttributes=attributes,
             )
         return response["MessageId"]
+
+
+class StatusTable:
+    """The upload status records (``pipeline.status``): conditional writes, reads and listings."""
+
+    def __init__(self, client: DynamoDBClient, name: str, upload_prefix: str) -> None:
+        self.client = client
+        self.name = name
+        self.upload_prefix = upload_prefix
+
+    @classmethod
+    def create(cls, settings: StatusSettings) -> StatusTable:
+        return cls(client("dynamodb"), settings.table, settings.upload_prefix)
+
+    def record(self, update: status.Update) -> bool:
+        """Write what a step learned; False when the record is about a newer version (nothing written)."""
+        arguments = status.transition(update, self.upload_prefix)
+        try:
+            with translated(f"UPDATE status of {update.key}"):
+                self.client.update_item(TableName=self.name, **arguments)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def create_pending(self, item: dict[str, Any]) -> None:
+        with translated("PUT status record"):
+            self.client.put_item(TableName=self.name, **item)
+
+    def get(self, record_id: str) -> status.Record | None:
+        with translated(f"GET status {record_id}"):
+            found = self.client.get_item(TableName=self.name, Key={"id": {"S": record_id}}, ConsistentRead=True)
+        item = found.get("Item")
+        return status.Record.from_item(item) if item else None
+
+    def newest(
+        self, wanted: str | None, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[status.Record], dict[str, Any] | None]:
+        """Records newest first (of one status when ``wanted``), a page of ``limit``, and where the next starts."""
+        index, partition, value = (
+            (status.BY_STATUS, "status", wanted) if wanted else (status.BY_CREATED, "listing", status.LISTING)
+        )
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition},
+            "ExpressionAttributeValues": {":p": {"S": value}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start:
+            arguments["ExclusiveStartKey"] = start
+        with translated("QUERY status records"):
+            page = self.client.query(**arguments)
+        return [status.Record.from_item(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
