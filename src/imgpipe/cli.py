@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -159,11 +160,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def show(line: str) -> None:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
 
-    with LocalCloud(host=args.host, port=args.port, report=show, time_scale=args.time_scale) as cloud:
+    with LocalCloud(
+        host=args.host, port=args.port, api_port=args.api_port, report=show, time_scale=args.time_scale
+    ) as cloud:
         stack = cloud.deploy(_parameters(args.parameter))
-        urls = cloud.urls()
+        urls = {**cloud.urls(), **({"api": cloud.api_url} if cloud.api_url else {})}
         if args.json:
-            ready = {"endpointUrl": cloud.endpoint, "region": REGION, "outputs": stack.outputs, "urls": urls}
+            ready = {
+                "endpointUrl": cloud.endpoint,
+                "apiUrl": cloud.api_url,
+                "region": REGION,
+                "outputs": stack.outputs,
+                "urls": urls,
+            }
             print(json.dumps(ready), flush=True)
             show("Ctrl-C stops it.")
         else:
@@ -171,12 +180,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
             out = Console(soft_wrap=True, highlight=False)
             target = f"s3://{stack.source_bucket}/{stack.upload_prefix}"
             out.print(f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg {target}", markup=False)
+            out.print(f"  or: imgpipe upload photo.jpg --api-url {cloud.api_url} --wait", markup=False)
             out.print("Ctrl-C stops it.")
         while not stop.wait(0.5):
             pass
         show("stopping")
     err.print("stopped")
     return EXIT_OK
+
+
+def _uploads_table(results: Sequence[Any]) -> Table:
+    table = Table(title="imgpipe upload")
+    for column in ("file", "id", "status", "error", "renditions"):
+        table.add_column(column)
+    for r in results:
+        style = "green" if r.status == "SUCCEEDED" else "yellow" if r.status == "PENDING" else "red"
+        renditions = "\n".join(f"{x['width']}w {x['format']} {x['bytes']:,} B {x['url']}" for x in r.renditions)
+        error = ": ".join(part for part in (r.error, r.reason) if part)
+        table.add_row(r.file.name, r.id, f"[{style}]{r.status}[/]", Text(error), Text(renditions))
+    return table
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from imgpipe import upload as uploading
+
+    files = _files(args.paths)
+
+    def run(api_url: str, wait: bool) -> list[uploading.Uploaded]:
+        client = uploading.Client(api_url, token=args.token)
+        show = lambda r: err.print(f"{r.file.name}: {r.status}", highlight=False, markup=False)  # noqa: E731
+        return uploading.upload(client, files, wait=wait, timeout_s=args.timeout, on_change=show)
+
+    if args.api_url:
+        results = run(args.api_url, args.wait)
+    else:  # a fresh local cloud lives as long as this command: its uploads are waited for
+        with LocalCloud() as cloud:
+            cloud.deploy(_parameters(args.parameter))
+            results = run(str(cloud.api_url), True)
+    whole_console().print(_uploads_table(results))
+    wanted = {"SUCCEEDED"} if args.wait or not args.api_url else {"SUCCEEDED", "PENDING", "PROCESSING"}
+    return EXIT_OK if all(r.status in wanted for r in results) else EXIT_FAILED
 
 
 def whole_console() -> Console:
@@ -205,6 +248,19 @@ def cmd_start_execution(args: argparse.Namespace) -> int:
     return EXIT_OK if described["status"] == "SUCCEEDED" else EXIT_FAILED
 
 
+def _add_upload(sub: Any) -> None:
+    p = sub.add_parser("upload", help="upload images through the upload API, as an app does")
+    p.add_argument("paths", nargs="+", help="files or directories")
+    p.add_argument(
+        "--api-url", help="a running `imgpipe serve`'s apiUrl or a stack's ApiUrl (default: a fresh local cloud)"
+    )
+    p.add_argument("--wait", action="store_true", help="poll each upload's status until it ends")
+    p.add_argument("--token", help="a JWT for an API deployed with ApiAuth=JWT")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (default 600)")
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_upload)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imgpipe", description="The image pipeline on an embedded local cloud.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -225,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the local cloud as a server for the AWS CLI and boto3")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4566)
+    p.add_argument("--api-port", type=int, default=4567, help="where the upload API is served (default 4567)")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
     p.add_argument(
@@ -255,6 +312,8 @@ def parser() -> argparse.ArgumentParser:
     cost.add_arguments(p)
     p.set_defaults(func=_measurement(cost.run))
 
+    _add_upload(sub)
+
     p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
     p.add_argument("--input", required=True, help="a JSON file, e.g. events/manual-execution.json")
     p.add_argument("--endpoint-url", help="a running `imgpipe serve` (default: a fresh local cloud)")
@@ -271,12 +330,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except (UsageError, InputError, FileNotFoundError, json.JSONDecodeError) as exc:
+    except (UsageError, InputError, FileNotFoundError, json.JSONDecodeError, _upload_errors()) as exc:
         err.print(f"[red]imgpipe: {exc}[/]")
         return EXIT_USAGE
     except (LocalCloudError, TemplateError) as exc:
         err.print(f"[red]imgpipe: the local cloud failed to start: {exc}[/]")
         return EXIT_USAGE
+
+
+def _upload_errors() -> type[Exception]:
+    from imgpipe.upload import UploadError
+
+    return UploadError
 
 
 if __name__ == "__main__":

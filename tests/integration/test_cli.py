@@ -239,7 +239,7 @@ def serve(tmp_path: Path, *args: str, ready: Callable[[str], bool]) -> Iterator[
     stderr_path = tmp_path / "serve.stderr"
     with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
-            [str(BIN / "imgpipe"), "serve", "--port", str(port), *args],
+            [str(BIN / "imgpipe"), "serve", "--port", str(port), "--api-port", str(free_port()), *args],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -278,17 +278,37 @@ def test_serve_json_prints_one_object_once_ready(tmp_path: Path) -> None:
         with urllib.request.urlopen(dashboard, timeout=10) as reply:
             assert reply.status == 200
             assert "html" in reply.headers["Content-Type"]
+        with urllib.request.urlopen(f"{json.loads(served.ready)['apiUrl']}/uploads", timeout=30) as reply:
+            listed = json.loads(reply.read())
         code, stdout, stderr = served.stop(signal.SIGTERM)
 
-    assert set(ready) == {"endpointUrl", "region", "outputs", "urls"}
+    assert set(ready) == {"endpointUrl", "apiUrl", "region", "outputs", "urls"}
     assert ready["endpointUrl"] == served.endpoint
     assert ready["region"] == "us-east-1"
     assert ready["outputs"] == outputs
     assert {"SourceBucketName", "StateMachineArn", "TopicArn"} <= set(outputs)
-    assert ready["urls"] == {"endpoint": served.endpoint, "dashboard": dashboard}
+    assert ready["apiUrl"].startswith("http://127.0.0.1:")
+    assert outputs["ApiUrl"] == ready["apiUrl"], "the stack's ApiUrl is where the API is served"
+    assert listed == {"uploads": [], "next": None}
+    assert ready["urls"] == {"endpoint": served.endpoint, "dashboard": dashboard, "api": ready["apiUrl"]}
     assert code == 0, stderr[-3000:]
     assert stdout == served.ready, "nothing else on stdout"
     assert "stopped" in stderr
+
+
+def test_upload_goes_through_the_api_and_prints_each_rendition(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(jpeg(1200, 800))
+    (tmp_path / "notes.jpg").write_bytes(b"not an image at all" * 10)
+    done = imgpipe("upload", "photo.jpg", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SUCCEEDED" in done.stdout
+    assert sorted(int(w) for w in re.findall(r"(\d+)w jpeg", done.stdout)) == [320, 1024, 1200]
+    assert "http://127.0.0.1:" in done.stdout
+    refused = imgpipe("upload", "notes.jpg", "photo.jpg", cwd=tmp_path)
+    assert refused.returncode == 1, "one of the two was refused"
+    assert "REFUSED" in refused.stdout
+    assert "not an image the pipeline reads" in refused.stdout
+    assert "SUCCEEDED" in refused.stdout, "the other one still went through"
 
 
 def test_serve_table_shows_every_value_whole_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
