@@ -480,8 +480,11 @@ def test_case(engine: Engine, case: str) -> None:
     scheduled = task_events(events, "Scheduled")
     assert scheduled[0] == (
         "Validate",
-        {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:Validate", "Payload": expected.document},
-    ), "Validate receives the execution input unchanged"
+        {
+            "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:Validate",
+            "Payload": {"input": expected.document, "execution": described["executionArn"]},
+        },
+    ), "Validate receives the execution input unchanged, and the execution's ARN"
     for state, params in scheduled:
         if state in LAMBDA_STATES:
             check_payload(state, params["Payload"])

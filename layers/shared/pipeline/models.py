@@ -1,7 +1,5 @@
 """Shapes of the JSON that travels between states: S3 references and small facts, never pixels."""
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 
