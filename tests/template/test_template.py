@@ -9,6 +9,8 @@ Parameters of the template (each must exist, be used by a resource, and be accep
 - ReconcileSchedule, ReconcileMinAgeSeconds, BackfillConcurrency (recovery: tests/template/test_recovery.py)
 - ApiAuth, JwtIssuer, JwtAudience, CorsOrigins, UploadUrlExpirySeconds, ApiThrottleRate, ApiThrottleBurst
   (the upload API: tests/template/test_upload_api.py)
+- StateMachineLogLevel, StateMachineLogExecutionData, Tracing, NotificationEmail, NotifySuccesses
+  (observability: tests/template/test_observability.py)
 
 aws-sam-translator leaves ``!Ref Parameter`` in place; where a test needs the value CloudFormation
 would deploy, ``helpers.Resolver`` resolves it from the parameter default or an override.
@@ -96,6 +98,11 @@ PARAMETERS = (
     "UploadUrlExpirySeconds",
     "ApiThrottleRate",
     "ApiThrottleBurst",
+    "StateMachineLogLevel",
+    "StateMachineLogExecutionData",
+    "Tracing",
+    "NotificationEmail",
+    "NotifySuccesses",
 )
 
 #: Variables the settings code reads that the template deliberately leaves to the code's default.
@@ -243,13 +250,69 @@ def states_or_events_target(resource: Any, actions: list[Any], resources: Mappin
     return text == SYNC_RULE_ARN and set(actions) <= SYNC_RULE_ACTIONS
 
 
-def statement_violations(statement: Mapping[str, Any], resources: Mapping[str, Any]) -> list[str]:
-    """Why an IAM statement is broader than "these actions on these resources of this template"."""
+#: What Step Functions needs to deliver a state machine's execution log to CloudWatch Logs (vended logs: a log
+#: delivery, and the log group's resource policy). These actions take no resource ARN: AWS documents them on "*",
+#: https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html (IAM policies for logging to CloudWatch Logs).
+LOG_DELIVERY_ACTIONS = frozenset(
+    {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
+#: Sending trace segments to X-Ray, which has no resource type ("*" only): what Lambda's active tracing needs
+#: (https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html) ...
+XRAY_WRITE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+#: ... and a traced state machine also reads the sampling rules
+#: (https://docs.aws.amazon.com/step-functions/latest/dg/xray-iam.html).
+XRAY_STATE_MACHINE_ACTIONS = XRAY_WRITE_ACTIONS | {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
+#: The customer managed policy every function's role attaches for active tracing (test_observability.py).
+TRACING_POLICY = "FunctionTracingPolicy"
+
+
+def state_machine_role(resources: Mapping[str, Any]) -> str | None:
+    """The logical id of the pipeline state machine's role (aws-sam-translator generates it)."""
+    role = getatt(resources.get(STATE_MACHINE, {}).get("Properties", {}).get("RoleArn"))
+    return role[0] if role else None
+
+
+def star_grants(holder: str | None, resources: Mapping[str, Any]) -> list[frozenset[str]]:
+    """The groups of actions a statement of ``holder`` may grant on "*": the exceptions AWS documents, each
+    only where it is needed. A statement on "*" must name actions of one group only."""
+    groups: list[frozenset[str]] = []
+    if holder is None:
+        return groups
+    if holder == TRACING_POLICY and resources.get(holder, {}).get("Type") == "AWS::IAM::ManagedPolicy":
+        groups.append(XRAY_WRITE_ACTIONS)
+    if holder == state_machine_role(resources):
+        groups += [LOG_DELIVERY_ACTIONS, XRAY_STATE_MACHINE_ACTIONS]
+    return groups
+
+
+def statement_violations(
+    statement: Mapping[str, Any], resources: Mapping[str, Any], holder: str | None = None
+) -> list[str]:
+    """Why an IAM statement is broader than "these actions on these resources of this template".
+
+    ``holder`` is the role or policy that grants it: on "*" only the groups ``star_grants`` allows it.
+    """
     if statement.get("Effect") == "Deny":
         return []
     problems = [f"uses {key}" for key in ("NotAction", "NotResource", "NotPrincipal") if key in statement]
     actions = listify(statement.get("Action", []))
     resource_list = listify(statement.get("Resource", []))
+    documented = star_grants(holder, resources)
+    if (
+        resource_list == ["*"]
+        and all(isinstance(a, str) for a in actions)
+        and any(set(actions) <= g for g in documented)
+    ):
+        return problems if actions else [*problems, "names no Action"]
     if not actions:
         problems.append("names no Action")
     if not resource_list:
@@ -322,13 +385,14 @@ EXPECTED_COUNTS = {
     "AWS::S3::BucketPolicy": 4,
     "AWS::SNS::Topic": 1,
     "AWS::SNS::TopicPolicy": 1,
+    "AWS::SNS::Subscription": 1,  # the NotificationEmail's, only when it is set (Condition)
     "AWS::KMS::Key": 1,
     "AWS::SQS::Queue": 1,
     "AWS::SQS::QueuePolicy": 1,
     "AWS::DynamoDB::Table": 2,  # idempotency records of Notify and Remove; the uploads' status records
     "AWS::Lambda::Function": 11,  # seven steps, the reconciler, the upload API's three
     "AWS::Lambda::LayerVersion": 1,
-    "AWS::Logs::LogGroup": 12,  # one per function, the API's access log
+    "AWS::Logs::LogGroup": 13,  # one per function, the API's access log, the state machine's execution log
     "AWS::ApiGatewayV2::Api": 1,
     "AWS::ApiGatewayV2::Stage": 1,
     "AWS::Lambda::Permission": 4,  # API Gateway may invoke each route's function
@@ -336,6 +400,8 @@ EXPECTED_COUNTS = {
     "AWS::Scheduler::Schedule": 1,  # the reconciler's
     "AWS::Events::Rule": 2,  # Object Created, Object Deleted
     "AWS::CloudWatch::Alarm": 3,
+    "AWS::CloudWatch::Dashboard": 1,
+    "AWS::IAM::ManagedPolicy": 1,  # FunctionTracingPolicy: X-Ray writes, attached to every function's role
     # seven functions, the state machine, the two rules; the reconciler, its schedule, the backfill; the API's three
     "AWS::IAM::Role": 16,
 }
@@ -602,6 +668,9 @@ def test_state_machine_role_grants_what_the_definition_uses(resources: dict[str,
         if name == role[0]:
             for action in listify(statement["Action"]):
                 granted.setdefault(action, set()).update(references(statement["Resource"]))
+    # Logging and tracing (test_observability.py): on "*", which names no resource of the template.
+    on_star = {action: granted.pop(action) for action in sorted(LOG_DELIVERY_ACTIONS | XRAY_STATE_MACHINE_ACTIONS)}
+    assert on_star == {action: set() for action in on_star}
     assert granted == {
         "lambda:InvokeFunction": set(FUNCTIONS),
         "sns:Publish": {"Topic"},
@@ -622,7 +691,7 @@ def test_iam_statements_name_specific_actions_and_resources(resources: dict[str,
     violations = [
         f"{role}/{policy}: {problem}\n    {json.dumps(statement)}"
         for role, policy, statement in statements
-        for problem in statement_violations(statement, resources)
+        for problem in statement_violations(statement, resources, holder=role)
     ]
     assert not violations, "IAM statements broader than needed:\n" + "\n".join(violations)
 
@@ -705,6 +774,71 @@ BROAD_STATEMENTS = {
 def test_iam_check_flags_broad_statements(statement: dict[str, Any], resources: dict[str, Any]) -> None:
     """Negative control: the check above does fail on the statements it is meant to catch."""
     assert statement_violations(statement, resources)
+
+
+def _holder(kind: str | None, resources: Mapping[str, Any]) -> str | None:
+    """The logical id of the role or policy a probe statement is put in."""
+    if kind == "state machine role":
+        return state_machine_role(resources)
+    if kind == "backfill role":
+        role = getatt(props(resources, "BackfillStateMachine")["RoleArn"])
+        return role[0] if role else None
+    if kind == "function role":
+        return role_of(resources, "ValidateFunction")
+    return TRACING_POLICY if kind == "tracing policy" else None
+
+
+def _on_star(*actions: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": list(actions), "Resource": "*"}
+
+
+LOG_DELIVERY = sorted(LOG_DELIVERY_ACTIONS)
+#: The grants on "*" AWS documents, each where the template needs it (docs/security.md).
+DOCUMENTED_STAR_GRANTS = {
+    "log delivery, state machine role": ("state machine role", _on_star(*LOG_DELIVERY)),
+    "x-ray, state machine role": ("state machine role", _on_star(*sorted(XRAY_STATE_MACHINE_ACTIONS))),
+    "x-ray writes, tracing policy": ("tracing policy", _on_star(*sorted(XRAY_WRITE_ACTIONS))),
+}
+BROADER_STAR_GRANTS = {
+    "log delivery and PutLogEvents": ("state machine role", _on_star(*LOG_DELIVERY, "logs:PutLogEvents")),
+    "every logs action": ("state machine role", _on_star("logs:*")),
+    "every x-ray action": ("state machine role", _on_star("xray:*")),
+    "reading traces": ("state machine role", _on_star("xray:GetTraceSummaries")),
+    "log delivery and x-ray in one statement": (
+        "state machine role",
+        _on_star("logs:CreateLogDelivery", "xray:PutTraceSegments"),
+    ),
+    "log delivery on * and a log group": (
+        "state machine role",
+        {**_on_star(*LOG_DELIVERY), "Resource": ["*", {"Fn::GetAtt": ["ImagePipelineLogGroup", "Arn"]}]},
+    ),
+    "s3 on *, state machine role": ("state machine role", _on_star("s3:GetObject")),
+    "log delivery, a function's role": ("function role", _on_star(*LOG_DELIVERY)),
+    "x-ray writes, a function's own role": ("function role", _on_star(*sorted(XRAY_WRITE_ACTIONS))),
+    "log delivery, the backfill's role": ("backfill role", _on_star(*LOG_DELIVERY)),
+    "sampling rules, tracing policy": ("tracing policy", _on_star(*sorted(XRAY_STATE_MACHINE_ACTIONS))),
+    "log delivery, tracing policy": ("tracing policy", _on_star(*LOG_DELIVERY)),
+    "x-ray writes, no holder": (None, _on_star(*sorted(XRAY_WRITE_ACTIONS))),
+}
+
+
+@pytest.mark.parametrize(("holder", "statement"), DOCUMENTED_STAR_GRANTS.values(), ids=DOCUMENTED_STAR_GRANTS.keys())
+def test_iam_check_lets_the_documented_grants_on_star_through(
+    holder: str, statement: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    granted_by = _holder(holder, resources)
+    assert granted_by in resources
+    assert statement_violations(statement, resources, holder=granted_by) == []
+
+
+@pytest.mark.parametrize(("holder", "statement"), BROADER_STAR_GRANTS.values(), ids=BROADER_STAR_GRANTS.keys())
+def test_iam_check_flags_grants_on_star_beyond_the_documented_ones(
+    holder: str | None, statement: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """Negative control: the exceptions are those actions only, on "*" only, in their own role or policy only."""
+    granted_by = _holder(holder, resources)
+    assert holder is None or granted_by in resources
+    assert statement_violations(statement, resources, holder=granted_by)
 
 
 def test_no_managed_policy_is_attached(resources: dict[str, Any]) -> None:
@@ -900,7 +1034,8 @@ def test_remove_role_is_exactly_what_remove_needs(resources: dict[str, Any], fun
     }
     assert not [access for access in s3_access(resources, role) if access[1] == "StagingBucket"], "no staging"
     assert other_grants(resources, role) == REMOVES_AND_RECORDS
-    assert props(resources, role).get("ManagedPolicyArns", []) == []
+    # Only the X-Ray writes every function's role attaches (test_observability.py).
+    assert props(resources, role).get("ManagedPolicyArns", []) == [{"Ref": TRACING_POLICY}]
     # Its statements carry no condition: a prefix condition on ListBucket would turn a 404 into a 403.
     assert [s for name, _, s in role_statements(resources) if name == role and "Condition" in s] == []
 
