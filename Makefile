@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
 	--framework cloudformation --skip-download --compact --quiet
 
-.PHONY: help venv lint format typecheck cfn-lint security test test-unit test-sfn-local bench bench-photos bench-local run clean
+.PHONY: help venv console-assets console-screenshot lint format typecheck cfn-lint security test test-unit test-sfn-local bench bench-photos bench-local run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv with the pinned tools
+venv: $(STAMP) console-assets ## Create .venv with the pinned tools
+
+# The console's browser libraries (htmx, dagre), from the npm registry at build time, pinned by
+# package-lock.json; copied with their licences into static/vendor/ (git-ignored; no CDN at run time).
+CONSOLE := src/imgpipe/console
+CONSOLE_VENDOR := $(CONSOLE)/static/vendor
+CONSOLE_ASSETS := $(CONSOLE_VENDOR)/.installed
+
+$(CONSOLE_ASSETS): $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	@command -v npm >/dev/null || { echo "console-assets needs npm (Node 20 or later)" >&2; exit 2; }
+	cd $(CONSOLE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(CONSOLE_VENDOR) && mkdir -p $(CONSOLE_VENDOR)
+	cp $(CONSOLE)/node_modules/htmx.org/dist/htmx.min.js $(CONSOLE_VENDOR)/
+	cp $(CONSOLE)/node_modules/htmx.org/LICENSE $(CONSOLE_VENDOR)/htmx.LICENSE
+	cp $(CONSOLE)/node_modules/@dagrejs/dagre/dist/dagre.min.js $(CONSOLE_VENDOR)/
+	cp $(CONSOLE)/node_modules/@dagrejs/dagre/LICENSE $(CONSOLE_VENDOR)/dagre.LICENSE
+	cp $(CONSOLE)/node_modules/@dagrejs/graphlib/LICENSE $(CONSOLE_VENDOR)/graphlib.LICENSE
+	touch $(CONSOLE_ASSETS)
+
+console-assets: $(CONSOLE_ASSETS) ## The console's htmx and dagre (npm ci) into static/vendor/
+
+console-screenshot: ## docs/images/console-execution.png from the browser tests' out/screenshots/
+	@test -f out/screenshots/console-execution.png || { echo "run the console tests first: $(BIN)/pytest tests/console" >&2; exit 2; }
+	cp out/screenshots/console-execution.png docs/images/console-execution.png
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
@@ -59,7 +82,7 @@ security: $(STAMP) $(CHECKOV_STAMP) ## checkov on template.yaml and on its aws-s
 	  echo "checkov on the aws-sam-translator output:" && \
 	  $(CHECKOV) --file "$$tmp/transformed.json"
 
-test: $(STAMP) lint typecheck cfn-lint security ## Everything CI runs
+test: $(STAMP) console-assets lint typecheck cfn-lint security ## Everything CI runs
 	$(BIN)/pytest
 
 test-unit: $(STAMP) ## Unit tests only
@@ -103,4 +126,4 @@ run: $(STAMP) ## Process the sample images on the embedded local cloud
 	$(BIN)/imgpipe demo
 
 clean: ## Remove the venv and outputs
-	rm -rf $(VENV) $(CHECKOV_VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSOLE)/node_modules $(CONSOLE_VENDOR)

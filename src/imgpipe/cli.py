@@ -160,31 +160,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def show(line: str) -> None:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
 
+    from imgpipe.console.backend import local_backend
+    from imgpipe.console.server import ConsoleServer
+
     with LocalCloud(
         host=args.host, port=args.port, api_port=args.api_port, report=show, time_scale=args.time_scale
     ) as cloud:
         stack = cloud.deploy(_parameters(args.parameter))
-        urls = {**cloud.urls(), **({"api": cloud.api_url} if cloud.api_url else {})}
-        if args.json:
-            ready = {
-                "endpointUrl": cloud.endpoint,
-                "apiUrl": cloud.api_url,
-                "region": REGION,
-                "outputs": stack.outputs,
-                "urls": urls,
-            }
-            print(json.dumps(ready), flush=True)
-            show("Ctrl-C stops it.")
-        else:
-            whole_console().print(_serve_table(cloud, stack, urls))
-            out = Console(soft_wrap=True, highlight=False)
-            target = f"s3://{stack.source_bucket}/{stack.upload_prefix}"
-            out.print(f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg {target}", markup=False)
-            out.print(f"  or: imgpipe upload photo.jpg --api-url {cloud.api_url} --wait", markup=False)
-            out.print("Ctrl-C stops it.")
+        console = ConsoleServer(local_backend(cloud.endpoint), host=args.host, port=args.console_port, subscribe=True)
+        with console:
+            urls = {**cloud.urls(), **({"api": cloud.api_url} if cloud.api_url else {}), "console": console.url}
+            if args.json:
+                ready = {
+                    "endpointUrl": cloud.endpoint,
+                    "apiUrl": cloud.api_url,
+                    "consoleUrl": console.url,
+                    "region": REGION,
+                    "outputs": stack.outputs,
+                    "urls": urls,
+                }
+                print(json.dumps(ready), flush=True)
+                show("Ctrl-C stops it.")
+            else:
+                _serve_hints(cloud, stack, urls, console.url)
+            while not stop.wait(0.5):
+                pass
+            show("stopping")
+    err.print("stopped")
+    return EXIT_OK
+
+
+def _serve_hints(cloud: LocalCloud, stack: Stack, urls: dict[str, str], console_url: str) -> None:
+    whole_console().print(_serve_table(cloud, stack, urls))
+    out = Console(soft_wrap=True, highlight=False)
+    target = f"s3://{stack.source_bucket}/{stack.upload_prefix}"
+    out.print(f"try: aws --endpoint-url {cloud.endpoint} s3 cp photo.jpg {target}", markup=False)
+    out.print(f"  or: imgpipe upload photo.jpg --api-url {cloud.api_url} --wait", markup=False)
+    out.print(f"  or: open the console, {console_url}", markup=False)
+    out.print("Ctrl-C stops it.")
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from imgpipe.console.backend import deployed_backend, local_backend
+    from imgpipe.console.server import ConsoleServer
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.endpoint_url:
+        backend = local_backend(args.endpoint_url, args.stack)
+    else:
+        backend = deployed_backend(args.stack, args.region)
+    subscribe = args.subscribe or backend.local
+    with ConsoleServer(
+        backend, host=args.host, port=args.port, subscribe=subscribe, api_token=args.api_token
+    ) as console:
+        where = "the local cloud at " + str(backend.endpoint) if backend.local else f"AWS, {backend.region}"
+        print(f"console for stack {backend.stack_name} on {where}: {console.url}", flush=True)
+        if not subscribe:
+            err.print("messages: not subscribed to the topic (--subscribe does, for as long as the console runs)")
+        err.print("Ctrl-C stops it.")
         while not stop.wait(0.5):
             pass
-        show("stopping")
     err.print("stopped")
     return EXIT_OK
 
@@ -261,6 +298,43 @@ def _add_upload(sub: Any) -> None:
     p.set_defaults(func=cmd_upload)
 
 
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the local cloud as a server for the AWS CLI and boto3")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4566)
+    p.add_argument("--api-port", type=int, default=4567, help="where the upload API is served (default 4567)")
+    p.add_argument(
+        "--console-port", type=int, help="where the web console is served (default 4568, or a free port if taken)"
+    )
+    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="once ready, print one JSON object on stdout: endpointUrl, apiUrl, consoleUrl, region, outputs, urls",
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def _add_console(sub: Any) -> None:
+    p = sub.add_parser(
+        "console",
+        help="the web console for a deployed stack (your AWS credentials), or a running `imgpipe serve`",
+    )
+    p.add_argument("--stack", required=True, help="the stack's name (its outputs say where everything is)")
+    p.add_argument("--region", help="the stack's region (default: boto3's, from AWS_REGION or the AWS config)")
+    p.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, help="where to listen (default 4568, or a free port if taken)")
+    p.add_argument(
+        "--subscribe",
+        action="store_true",
+        help="subscribe an SQS queue to the topic while the console runs (deleted when it stops)",
+    )
+    p.add_argument("--endpoint-url", help="a running `imgpipe serve`'s endpointUrl instead of AWS")
+    p.add_argument("--api-token", help="a JWT for an upload API deployed with ApiAuth=JWT")
+    p.set_defaults(func=cmd_console)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="imgpipe", description="The image pipeline on an embedded local cloud.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -278,18 +352,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", help="run the local cloud as a server for the AWS CLI and boto3")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=4566)
-    p.add_argument("--api-port", type=int, default=4567, help="where the upload API is served (default 4567)")
-    p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--time-scale", type=float, default=1.0, help="multiply Retry/Wait times (default 1: real)")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="once ready, print one JSON object on stdout: endpointUrl, region, outputs, urls",
-    )
-    p.set_defaults(func=cmd_serve)
+    _add_serve(sub)
 
     from imgpipe_bench import bench, local_cloud, staging, throughput
     from imgpipe_bench.cost import command as cost
@@ -313,6 +376,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_measurement(cost.run))
 
     _add_upload(sub)
+    _add_console(sub)
 
     p = sub.add_parser("start-execution", help="start a manual execution with an input from events/")
     p.add_argument("--input", required=True, help="a JSON file, e.g. events/manual-execution.json")
@@ -327,10 +391,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
+    usage_errors: tuple[type[Exception], ...] = (
+        UsageError,
+        InputError,
+        FileNotFoundError,
+        json.JSONDecodeError,
+        *_command_errors(),
+    )
     try:
         code: int = args.func(args)
         return code
-    except (UsageError, InputError, FileNotFoundError, json.JSONDecodeError, _upload_errors()) as exc:
+    except usage_errors as exc:
         err.print(f"[red]imgpipe: {exc}[/]")
         return EXIT_USAGE
     except (LocalCloudError, TemplateError) as exc:
@@ -338,10 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _upload_errors() -> type[Exception]:
+def _command_errors() -> tuple[type[Exception], ...]:
+    from imgpipe.console.backend import ConsoleError
     from imgpipe.upload import UploadError
 
-    return UploadError
+    return UploadError, ConsoleError
 
 
 if __name__ == "__main__":

@@ -98,13 +98,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class Stack:
-    """What a deployment produced: the stack's outputs and its physical resources."""
+class StackOutputs:
+    """What a deployed template's outputs name (a stack here, or one on AWS: ``outputs`` is its Outputs)."""
 
-    name: str
     outputs: dict[str, str]
-    resources: dict[str, str]
 
     @property
     def source_bucket(self) -> str:
@@ -133,6 +130,20 @@ class Stack:
     @property
     def dead_letter_queue_url(self) -> str:
         return self.outputs["DeadLetterQueueUrl"]
+
+    @property
+    def api_url(self) -> str | None:
+        url = self.outputs.get("ApiUrl")
+        return url.rstrip("/") if url else None
+
+
+@dataclass(frozen=True)
+class Stack(StackOutputs):
+    """What a deployment produced: the stack's outputs and its physical resources."""
+
+    name: str
+    outputs: dict[str, str]
+    resources: dict[str, str]
 
 
 @dataclass

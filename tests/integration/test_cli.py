@@ -280,9 +280,11 @@ def test_serve_json_prints_one_object_once_ready(tmp_path: Path) -> None:
             assert "html" in reply.headers["Content-Type"]
         with urllib.request.urlopen(f"{json.loads(served.ready)['apiUrl']}/uploads", timeout=30) as reply:
             listed = json.loads(reply.read())
+        with urllib.request.urlopen(f"{ready['consoleUrl']}/executions", timeout=30) as reply:
+            console_page = reply.read().decode()
         code, stdout, stderr = served.stop(signal.SIGTERM)
 
-    assert set(ready) == {"endpointUrl", "apiUrl", "region", "outputs", "urls"}
+    assert set(ready) == {"endpointUrl", "apiUrl", "consoleUrl", "region", "outputs", "urls"}
     assert ready["endpointUrl"] == served.endpoint
     assert ready["region"] == "us-east-1"
     assert ready["outputs"] == outputs
@@ -290,7 +292,14 @@ def test_serve_json_prints_one_object_once_ready(tmp_path: Path) -> None:
     assert ready["apiUrl"].startswith("http://127.0.0.1:")
     assert outputs["ApiUrl"] == ready["apiUrl"], "the stack's ApiUrl is where the API is served"
     assert listed == {"uploads": [], "next": None}
-    assert ready["urls"] == {"endpoint": served.endpoint, "dashboard": dashboard, "api": ready["apiUrl"]}
+    assert ready["consoleUrl"].startswith("http://127.0.0.1:")
+    assert console_page.startswith("<!doctype html>")
+    assert ready["urls"] == {
+        "endpoint": served.endpoint,
+        "dashboard": dashboard,
+        "api": ready["apiUrl"],
+        "console": ready["consoleUrl"],
+    }
     assert code == 0, stderr[-3000:]
     assert stdout == served.ready, "nothing else on stdout"
     assert "stopped" in stderr
