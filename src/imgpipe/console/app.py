@@ -1,12 +1,8 @@
-"""The console's Flask application: shared state, security headers, errors and template helpers; the
-pages themselves are in ``views_executions`` and ``views_pages``."""
+"""The console's Flask application: security headers, errors and template helpers; the shared state is
+``state.Console``, the pages are in ``views_executions`` and ``views_pages``."""
 
 from __future__ import annotations
 
-import secrets
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -14,10 +10,8 @@ from typing import Any, Final
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from imgpipe.console import executions, views_executions, views_pages
-from imgpipe.console.backend import Backend
-from imgpipe.console.messages import Inbox
-from imgpipe.console.uploads import Uploads, UploadsApi
+from imgpipe.console import views_executions, views_pages
+from imgpipe.console.state import Console
 
 HERE: Final = Path(__file__).parent
 VENDOR: Final = HERE / "static" / "vendor"
@@ -27,43 +21,6 @@ CSP: Final = (
     "connect-src 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
-
-
-@dataclass
-class Console:
-    """Everything the pages share, made once."""
-
-    backend: Backend
-    examples: Path
-    inbox: Inbox | None = None
-    api_token: str | None = None
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    lister: executions.Lister = field(init=False)
-    uploads: Uploads | None = field(init=False)
-    graphs: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
-    seeded: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        backend = self.backend
-        self.lister = executions.Lister(backend.sfn, backend.state_machine_arn)
-        api = UploadsApi(backend.api_url, self.api_token) if backend.api_url else None
-        self.uploads = Uploads(api, backend.s3, backend.destination_bucket, backend.upload_prefix) if api else None
-
-    def graph_for(self, arn: str) -> dict[str, Any]:
-        """The graph of the definition an execution ran (it never changes for that execution)."""
-        with self.lock:
-            if arn in self.graphs:
-                return self.graphs[arn]
-        shape = executions.definition_graph(self.backend.sfn, arn)
-        with self.lock:
-            self.graphs[arn] = shape
-            while len(self.graphs) > 200:
-                self.graphs.popitem(last=False)
-        return shape
-
-    def close(self) -> None:
-        self.lister.close()
 
 
 def when(value: Any) -> str:

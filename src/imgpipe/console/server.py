@@ -11,9 +11,10 @@ from typing import Any, Final
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from imgpipe.console.app import LOOPBACK, Console, create_app
+from imgpipe.console.app import LOOPBACK, create_app
 from imgpipe.console.backend import Backend, ConsoleError
 from imgpipe.console.messages import Inbox
+from imgpipe.console.state import Console
 
 #: The console's port when none is asked for and it is free (the local cloud has 4566, its API 4567).
 DEFAULT_PORT: Final = 4568

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from imgpipe.console import executions, history
 
 if TYPE_CHECKING:
-    from imgpipe.console.app import Console
+    from imgpipe.console.state import Console
 
 #: How many previous pages' tokens a "Newer" link carries (beyond them it goes back to the first page).
 TRAIL: Final = 20

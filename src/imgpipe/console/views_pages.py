@@ -12,7 +12,7 @@ from imgpipe.console.uploads import ApiError, waiting
 from imgpipe.console.views_executions import partial
 
 if TYPE_CHECKING:
-    from imgpipe.console.app import Console
+    from imgpipe.console.state import Console
 
 
 def _uploads_context(console: Console) -> dict[str, Any]:
