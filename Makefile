@@ -16,7 +16,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
 	--framework cloudformation --skip-download --compact --quiet
 
-.PHONY: help venv console-assets console-screenshot lint format typecheck cfn-lint security test test-unit test-sfn-local bench bench-photos bench-local run clean
+.PHONY: help venv console-assets console-screenshot lint format typecheck cfn-lint security test test-unit test-sfn-local \
+	test-localstack engine-table bench bench-photos bench-local run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -84,9 +85,60 @@ security: $(STAMP) $(CHECKOV_STAMP) ## checkov on template.yaml and on its aws-s
 
 test: $(STAMP) console-assets lint typecheck cfn-lint security ## Everything CI runs
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-localstack
 
 test-unit: $(STAMP) ## Unit tests only
 	$(BIN)/pytest tests/unit
+
+# LocalStack (localstack-core from PyPI) is the state-machine cases' third engine. It runs on the host, without
+# Docker: its Step Functions answers the mocked states from the same MockConfigFile.json (SFN_MOCK_CONFIG), so
+# no Lambda runs. It needs Python 3.13 and pins of its own (tests/statemachine/localstack-requirements.txt),
+# in a virtualenv of its own.
+PYTHON313 ?= $(shell for p in python3.13 $$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13 2>/dev/null); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+LOCALSTACK_VENV := .venv-localstack
+LOCALSTACK_REQUIREMENTS := tests/statemachine/localstack-requirements.txt
+LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed
+LOCALSTACK_LOG := out/logs/localstack.log
+
+$(LOCALSTACK_STAMP): $(LOCALSTACK_REQUIREMENTS)
+	@test -n "$(PYTHON313)" || { echo "test-localstack needs Python 3.13 (localstack-core's runtime): install python3.13 \
+	(apt-get install python3.13 python3.13-venv, or pyenv install 3.13), or set PYTHON313=/path/to/python3.13" >&2; exit 2; }
+	rm -rf $(LOCALSTACK_VENV)
+	"$(PYTHON313)" -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -r $(LOCALSTACK_REQUIREMENTS)
+	touch $(LOCALSTACK_STAMP)
+
+# Started on a free loopback port, its state and temporary files in a temporary directory, its log in
+# out/logs/localstack.log; stopped (and the directory removed) whatever happens. REQUIRE_LOCALSTACK=1 makes the
+# localstack tests fail rather than skip if it cannot be reached.
+test-localstack: $(STAMP) $(LOCALSTACK_STAMP) ## The state-machine cases on LocalStack (host mode, no Docker)
+	@set -euo pipefail; \
+	tmp=$$(mktemp -d); pid=""; \
+	stop() { if [ -n "$$pid" ]; then kill "$$pid" 2>/dev/null || true; \
+	    for i in $$(seq 100); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; kill -9 "$$pid" 2>/dev/null || true; fi; \
+	  rm -rf "$$tmp"; }; \
+	trap stop EXIT; trap 'exit 130' INT TERM; \
+	port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	endpoint=http://127.0.0.1:$$port; \
+	mkdir -p $(dir $(LOCALSTACK_LOG)) "$$tmp/tmp"; started=$$(date +%s%N); \
+	env GATEWAY_LISTEN=127.0.0.1:$$port SERVICES=stepfunctions,s3,sts,events SFN_MOCK_CONFIG=$(CURDIR)/tests/statemachine/MockConfigFile.json \
+	  FILESYSTEM_ROOT="$$tmp/filesystem" TMPDIR="$$tmp/tmp" DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
+	  $(LOCALSTACK_VENV)/bin/python -m localstack.runtime.main >$(LOCALSTACK_LOG) 2>&1 & pid=$$!; \
+	until $(BIN)/python -c 'import json, sys, urllib.request; \
+	    health = json.load(urllib.request.urlopen(sys.argv[1] + "/_localstack/health", timeout=2)); \
+	    sys.exit(health["services"].get("stepfunctions") not in ("available", "running"))' "$$endpoint" 2>/dev/null; do \
+	  kill -0 "$$pid" 2>/dev/null || { echo "LocalStack exited while starting; the end of $(LOCALSTACK_LOG):" >&2; \
+	    tail -n 20 $(LOCALSTACK_LOG) >&2; exit 1; }; \
+	  [ $$(( $$(date +%s%N) - started )) -lt 60000000000 ] || { echo "LocalStack not ready after 60 s (see $(LOCALSTACK_LOG))" >&2; exit 1; }; \
+	  sleep 0.2; \
+	done; \
+	echo "LocalStack ready at $$endpoint after $$(( ($$(date +%s%N) - started) / 1000000 )) ms (log: $(LOCALSTACK_LOG))"; \
+	LOCALSTACK_ENDPOINT=$$endpoint REQUIRE_LOCALSTACK=1 $(BIN)/pytest tests/statemachine -k localstack -rs
+
+engine-table: $(STAMP) ## The engines table of docs/testing.md, from out/statemachine-results/ (after their runs)
+	$(BIN)/python tests/statemachine/engine_table.py
 
 SFN_LOCAL_PORT ?= 8083
 test-sfn-local: $(STAMP) ## The state-machine cases on Step Functions Local (needs Docker)
@@ -126,4 +178,4 @@ run: $(STAMP) ## Process the sample images on the embedded local cloud
 	$(BIN)/imgpipe demo
 
 clean: ## Remove the venv and outputs
-	rm -rf $(VENV) $(CHECKOV_VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSOLE)/node_modules $(CONSOLE_VENDOR)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOCALSTACK_VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSOLE)/node_modules $(CONSOLE_VENDOR)

@@ -21,6 +21,7 @@ from moto.s3 import notifications as s3_notifications
 from moto.s3.models import FakeBucket, S3Backend
 from moto.s3.responses import S3Response
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
@@ -56,6 +57,7 @@ def _patched_attributes() -> dict[str, Any]:
         "StateTaskServiceSfn._normalise_response": StateTaskServiceSfn.__dict__.get("_normalise_response"),
         "DomainDispatcherApplication.__call__": DomainDispatcherApplication.__dict__["__call__"],
         "state_fail.CustomErrorName": vars(state_fail)["CustomErrorName"],
+        "ErrorEqualsDecl._eval_body": vars(ErrorEqualsDecl)["_eval_body"],
         **{f"CloudFormationBackend.{name}": CloudFormationBackend.__dict__[name] for name in CFN_GUARDED},
         **{
             f"{name}.boto_client_for": vars(importlib.import_module(name))["boto_client_for"]

@@ -2,7 +2,7 @@
 clients and parsing.
 
 Patches: ``scaled_time``, ``sfn_nested_execution``, ``fail_state_error_name``,
-``sfn_task_clients_reused``, ``sfn_definition_parsed_once``.
+``states_all_terminal_error``, ``sfn_task_clients_reused``, ``sfn_definition_parsed_once``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import Any
 
 import botocore.session
 from botocore import xform_name
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
@@ -154,6 +157,25 @@ def _sfn_normalise_response(
 class _FailStateErrorName(ErrorName):
     """Any error name, ``States.*`` included, as a Fail state's ErrorPath may carry it (moto 5.2.5 turns a
     ``States.*`` name from ErrorPath into States.Runtime)."""
+
+
+# -- states_all_terminal_error --------------------------------------------------------------------------
+
+#: What States.ALL does not match: AWS documents States.DataLimitExceeded as a terminal error that a Retry or
+#: Catch of States.ALL cannot catch (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+TERMINAL_ERRORS = (StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded),)
+_STATES_ALL = StatesErrorName(typ=StatesErrorNameType.StatesALL)
+
+
+def _error_equals(self: ErrorEqualsDecl, env: Any) -> None:
+    """moto 5.2.5 lets States.ALL match every error, States.DataLimitExceeded included: a Catch of States.ALL
+    catches a result over the payload quota (and a Retry of States.ALL retries it), where on AWS the execution
+    fails. Here States.ALL does not match it; an ErrorEquals that names States.DataLimitExceeded still does."""
+    if _STATES_ALL in self.error_names and env.stack and env.stack[-1] in TERMINAL_ERRORS:
+        env.stack.pop()
+        env.stack.append(False)
+        return
+    original(ErrorEqualsDecl, "_eval_body")(self, env)
 
 
 # -- sfn_task_clients_reused ----------------------------------------------------------------------------
@@ -310,6 +332,7 @@ PATCHES = (
     Patch(("sfn_nested_execution",), StateTaskServiceSfn, "_normalise_parameters", _sfn_normalise_parameters),
     Patch(("sfn_nested_execution",), StateTaskServiceSfn, "_normalise_response", _sfn_normalise_response),
     Patch(("fail_state_error_name",), state_fail, "CustomErrorName", _FailStateErrorName),
+    Patch(("states_all_terminal_error",), ErrorEqualsDecl, "_eval_body", _error_equals),
     *(
         Patch(("sfn_task_clients_reused",), importlib.import_module(name), "boto_client_for", task_client)
         for name in (boto_client.__name__, *BOTO_CLIENT_USERS)

@@ -395,3 +395,65 @@ def test_remove_drops_the_cached_clients(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         emulator.remove()
     assert second is not first
+
+
+def _catch_big_result(c: Clients, fn: str, errors: list[str], name: str) -> dict[str, Any]:
+    """Run a Lambda task whose result is over the 256 KiB payload quota, caught by ``errors`` and retried
+    on States.ALL; the finished execution."""
+    task = {
+        "Type": "Task",
+        "Resource": fn,
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "Catch": [{"ErrorEquals": errors, "ResultPath": "$.caught", "Next": "Caught"}],
+        "End": True,
+    }
+    caught = {"Type": "Pass", "Parameters": {"error.$": "$.caught.Error"}, "End": True}
+    arn = make_state_machine(c, {"StartAt": "Big", "States": {"Big": task, "Caught": caught}}, name)
+    return execution_ended(c, c.sfn.start_execution(stateMachineArn=arn, name="one")["executionArn"])
+
+
+def test_gap_states_all_terminal_error(unpatched: Clients) -> None:
+    """If this fails, moto fixed the gap:
+    drop patch states_all_terminal_error from localcloud.services.stepfunctions.interpreter."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+
+    class Stack:  # the one thing ErrorEqualsDecl reads of an Environment
+        stack: list[Any]
+
+    # (The unpatched engine cannot run a Lambda task here: the matching is asked of moto's ErrorEqualsDecl.)
+    states_all = ErrorEqualsDecl([StatesErrorName(typ=StatesErrorNameType.StatesALL)])
+    env = Stack()
+    env.stack = [StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded)]
+    states_all._eval_body(env)  # type: ignore[arg-type]
+    assert env.stack == [True], "States.ALL matches States.DataLimitExceeded: a Catch of States.ALL catches it"
+
+
+def test_patched_states_all_terminal_error(patched: Clients, runtime: FakeRuntime) -> None:
+    c = patched
+    fn = make_function(c)
+    big = json.dumps({"blob": "x" * 300_000}).encode()
+    runtime.replies.extend([(big, None), (big, None)])
+
+    # States.ALL neither retries nor catches it: the execution fails with it (one invocation, no retry).
+    failed = _catch_big_result(c, fn, ["States.ALL"], "states-all")
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == "States.DataLimitExceeded"
+    assert "exceeding the maximum number of bytes service limit" in failed["cause"]
+    assert len(runtime.invocations) == 1
+
+    # Named, it is caught.
+    caught = _catch_big_result(c, fn, ["States.DataLimitExceeded"], "named")
+    assert caught["status"] == "SUCCEEDED", caught.get("cause")
+    assert json.loads(caught["output"]) == {"error": "States.DataLimitExceeded"}
+    assert len(runtime.invocations) == 2
+
+    # Any other error is still caught by States.ALL.
+    runtime.replies.append((json.dumps({"errorType": "ImageBroken", "errorMessage": "no"}).encode(), "ImageBroken"))
+    runtime.replies.append((json.dumps({"errorType": "ImageBroken", "errorMessage": "no"}).encode(), "ImageBroken"))
+    other = _catch_big_result(c, fn, ["States.ALL"], "other")
+    assert other["status"] == "SUCCEEDED", other.get("cause")
+    assert json.loads(other["output"]) == {"error": "ImageBroken"}
