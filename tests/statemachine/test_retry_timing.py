@@ -34,10 +34,10 @@ WAITS = [
     ("FailurePublishFails", PUBLISH_WAITS),
     ("UnreportedFailurePublishFails", TRANSIENT_WAITS + PUBLISH_WAITS),
 ]
-#: How much later than asked a wait read from the history may end: the engine's own work between the two
-#: events, which on LocalStack took 0.1 s for one execution alone and up to 0.95 s with this module's ten
-#: executions at once on two cores. A wait is never shorter than asked.
-SLACK_S = 1.0
+#: Where waits last for real (read from the history), a wait is never shorter than asked; how much later it
+#: ends is the engine's own work between the two events, which grows with the machine's load (0.1 s for one
+#: execution alone on LocalStack, 1.5 s with this module's executions at once on two busy cores): no test
+#: here bounds it, except where the bound tells two behaviours apart by a wide margin (see the cap).
 
 
 def max_delay(engine: Engine) -> int:
@@ -97,12 +97,15 @@ def waits_of(engine: Engine, case: str, machine: str) -> list[float]:
     return history_waits(run["events"])
 
 
-def assert_waits(engine: Engine, waits: list[float], expected: list[float]) -> None:
+def assert_waits(engine: Engine, waits: list[float], expected: list[float], below: list[float] | None = None) -> None:
+    """The embedded engine's waits exactly; real waits at least as asked, and under ``below`` where given."""
     if engine.cloud is not None:
         assert waits == expected
         return
     assert len(waits) == len(expected), waits
-    assert all(want - 0.01 <= wait <= want + SLACK_S for wait, want in zip(waits, expected, strict=True)), waits
+    assert all(wait >= want - 0.01 for wait, want in zip(waits, expected, strict=True)), waits
+    if below is not None:
+        assert all(wait < limit for wait, limit in zip(waits, below, strict=True)), (waits, below)
 
 
 @pytest.mark.parametrize(("case", "waits"), WAITS)
@@ -113,14 +116,18 @@ def test_waits_grow_by_the_backoff_rate(timed: Engine, case: str, waits: list[fl
 def test_waits_are_capped_by_max_delay(timed: Engine) -> None:
     """With more attempts than the ASL allows, the Lambda retrier's waits stop at MaxDelaySeconds."""
     cap = max_delay(timed)
-    assert_waits(timed, waits_of(timed, "LongRetries", LONG_RETRIES), [min(2.0**n, cap) for n in range(6)])
+    # A capped wait stays below the uncapped one it replaces (at least twice the cap): a margin no load reaches.
+    uncapped = [2.0**n if 2.0**n >= 2 * cap else float("inf") for n in range(6)]
+    expected = [min(2.0**n, cap) for n in range(6)]
+    assert_waits(timed, waits_of(timed, "LongRetries", LONG_RETRIES), expected, below=uncapped)
 
 
 def test_full_jitter_keeps_each_wait_within_its_backoff_bound(timed: Engine) -> None:
     waits = waits_of(timed, "ResizeLambdaServiceExhausted", NAME)
-    slack = 0.0 if timed.cloud is not None else SLACK_S
     assert len(waits) == len(LAMBDA_SERVICE_WAITS)
-    assert all(0 <= wait <= bound + slack for wait, bound in zip(waits, LAMBDA_SERVICE_WAITS, strict=True)), waits
+    assert all(wait >= 0 for wait in waits), waits
+    if timed.cloud is not None:  # where waits are the interpreter's own, each is within its bound exactly
+        assert all(wait <= bound for wait, bound in zip(waits, LAMBDA_SERVICE_WAITS, strict=True)), waits
     assert any(wait < bound - 0.05 for wait, bound in zip(waits, LAMBDA_SERVICE_WAITS, strict=True)), (
         f"FULL jitter draws each wait at random below its bound: {waits}"
     )
